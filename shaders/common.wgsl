@@ -1,0 +1,17 @@
+// Helpers prepended to every shader (after `enable f16;` when the F16 variant is built).
+
+// Linear workgroup index for grids folded over x and y (see Gpu::grid).
+fn linear_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.x + wid.y * nwg.x;
+}
+
+// Two f16 values packed in one u32 (low half first), as f32.
+fn f16x2(word: u32) -> vec2<f32> {
+    return unpack2x16float(word);
+}
+
+// The f16 at element index `i` of an f16 array stored as array<u32>.
+fn f16_at(word: u32, i: u32) -> f32 {
+    let pair = unpack2x16float(word);
+    return select(pair.x, pair.y, (i & 1u) == 1u);
+}

@@ -1,0 +1,14 @@
+//! The device layer: adapters, device request, shaders and pipelines, GPU tensors.
+
+pub mod adapter;
+pub mod device;
+pub mod error;
+pub mod pipelines;
+pub mod shader;
+pub mod tensor;
+
+pub use adapter::{AdapterDesc, DeviceChoice};
+pub use device::{list_adapters, Caps, Gpu, GpuOptions};
+pub use error::{GpuError, Result};
+pub use pipelines::{BindingKind, Dispatch, Kernel, PipelineKey};
+pub use tensor::{ChunkedTensor, DType, GpuTensor};

@@ -1,0 +1,336 @@
+//! GPU tensors: a typed, shaped region of a buffer; and row-chunked tensors for data larger
+//! than one storage binding may be.
+
+use std::sync::Arc;
+
+use wgpu::util::DeviceExt;
+
+use super::device::Gpu;
+use super::error::{GpuError, Result};
+
+/// Element or block type of a tensor. Block formats use GGUF's own byte layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum DType {
+    F32,
+    F16,
+    U32,
+    /// 32 x int8 + f16 scale (34 bytes).
+    Q8_0,
+    /// 32 x 4-bit + f16 scale (18 bytes).
+    Q4_0,
+    /// 32 x 4-bit + f16 scale + f16 min (20 bytes).
+    Q4_1,
+}
+
+impl DType {
+    /// Elements per block (1 for plain types).
+    pub const fn block_elems(self) -> usize {
+        match self {
+            DType::F32 | DType::F16 | DType::U32 => 1,
+            DType::Q8_0 | DType::Q4_0 | DType::Q4_1 => 32,
+        }
+    }
+
+    /// Bytes per block.
+    pub const fn block_bytes(self) -> usize {
+        match self {
+            DType::F32 | DType::U32 => 4,
+            DType::F16 => 2,
+            DType::Q8_0 => 34,
+            DType::Q4_0 => 18,
+            DType::Q4_1 => 20,
+        }
+    }
+
+    pub const fn is_quantized(self) -> bool {
+        self.block_elems() > 1
+    }
+
+    /// Bytes taken by `n` elements; `None` if `n` is not a whole number of blocks.
+    pub fn bytes_for(self, n: usize) -> Option<usize> {
+        (n % self.block_elems() == 0).then(|| n / self.block_elems() * self.block_bytes())
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::U32 => "u32",
+            DType::Q8_0 => "q8_0",
+            DType::Q4_0 => "q4_0",
+            DType::Q4_1 => "q4_1",
+        }
+    }
+}
+
+/// A tensor on the GPU: a whole buffer (offset 0) or a view into one.
+#[derive(Clone, Debug)]
+pub struct GpuTensor {
+    pub buffer: Arc<wgpu::Buffer>,
+    /// Byte offset of the first element (a multiple of the storage offset alignment).
+    pub offset: u64,
+    pub shape: Vec<usize>,
+    pub dtype: DType,
+}
+
+/// Round up to 4 bytes (buffer sizes and copies must be multiples of 4).
+pub(crate) fn pad4(n: u64) -> u64 {
+    n.div_ceil(4) * 4
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl GpuTensor {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Bytes of the data (not counting padding).
+    pub fn nbytes(&self) -> u64 {
+        self.dtype.bytes_for(self.numel()).unwrap_or(0) as u64
+    }
+
+    /// Binding covering exactly this tensor (padded to 4 bytes).
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: wgpu::BufferSize::new(pad4(self.nbytes()).max(4)),
+        })
+    }
+
+    /// A view of rows `[start, start + rows)` along dimension 0.
+    pub fn rows(&self, start: usize, rows: usize) -> Result<GpuTensor> {
+        let row_elems: usize = self.shape[1..].iter().product();
+        let row_bytes = self.dtype.bytes_for(row_elems).unwrap_or(0) as u64;
+        let offset = self.offset + start as u64 * row_bytes;
+        if start + rows > self.shape[0] {
+            return Err(GpuError::shape(
+                "view",
+                format!("rows {start}..{} of {:?}", start + rows, self.shape),
+            ));
+        }
+        let mut shape = self.shape.clone();
+        shape[0] = rows;
+        Ok(GpuTensor {
+            buffer: self.buffer.clone(),
+            offset,
+            shape,
+            dtype: self.dtype,
+        })
+    }
+
+    /// Check this tensor has `shape` and `dtype`, naming `kernel` and `what` if not.
+    pub fn expect(&self, kernel: &'static str, what: &str, shape: &[usize], dtypes: &[DType]) -> Result<()> {
+        if self.shape != shape {
+            return Err(GpuError::shape(
+                kernel,
+                format!("{what} has shape {:?}, expected {:?}", self.shape, shape),
+            ));
+        }
+        if !dtypes.contains(&self.dtype) {
+            return Err(GpuError::shape(
+                kernel,
+                format!("{what} is {}, expected one of {:?}", self.dtype.name(), dtypes),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Gpu {
+    fn check_size(&self, kernel: &'static str, bytes: u64) -> Result<()> {
+        let max = self.caps.max_binding();
+        if bytes > max {
+            return Err(GpuError::TooLarge {
+                kernel,
+                bytes,
+                limit_name: "max_storage_buffer_binding_size",
+                limit: max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Upload raw bytes as a tensor of `shape` and `dtype`.
+    pub fn upload(&self, name: &'static str, shape: &[usize], dtype: DType, bytes: &[u8]) -> Result<GpuTensor> {
+        let numel: usize = shape.iter().product();
+        let want = dtype.bytes_for(numel).ok_or_else(|| {
+            GpuError::shape(name, format!("{numel} elements is not a whole number of {} blocks", dtype.name()))
+        })?;
+        if bytes.len() != want {
+            return Err(GpuError::shape(
+                name,
+                format!("{} bytes given for {shape:?} {}, expected {want}", bytes.len(), dtype.name()),
+            ));
+        }
+        self.check_size(name, want as u64)?;
+        let padded;
+        let contents = if bytes.len() % 4 == 0 && !bytes.is_empty() {
+            bytes
+        } else {
+            let mut v = bytes.to_vec();
+            v.resize(pad4(bytes.len() as u64).max(4) as usize, 0);
+            padded = v;
+            &padded
+        };
+        let buffer = self.scoped_sync(name, || {
+            self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(name),
+                contents,
+                usage: STORAGE,
+            })
+        })?;
+        Ok(GpuTensor {
+            buffer: Arc::new(buffer),
+            offset: 0,
+            shape: shape.to_vec(),
+            dtype,
+        })
+    }
+
+    pub fn upload_f32(&self, name: &'static str, shape: &[usize], data: &[f32]) -> Result<GpuTensor> {
+        self.upload(name, shape, DType::F32, bytemuck::cast_slice(data))
+    }
+
+    pub fn upload_u32(&self, name: &'static str, shape: &[usize], data: &[u32]) -> Result<GpuTensor> {
+        self.upload(name, shape, DType::U32, bytemuck::cast_slice(data))
+    }
+
+    pub fn upload_f16(&self, name: &'static str, shape: &[usize], data: &[half::f16]) -> Result<GpuTensor> {
+        self.upload(name, shape, DType::F16, bytemuck::cast_slice(data))
+    }
+
+    /// A zeroed tensor for kernel outputs.
+    pub fn zeros(&self, name: &'static str, shape: &[usize], dtype: DType) -> Result<GpuTensor> {
+        let numel: usize = shape.iter().product();
+        let bytes = dtype
+            .bytes_for(numel)
+            .ok_or_else(|| GpuError::shape(name, format!("{numel} elements in {} blocks", dtype.name())))?
+            as u64;
+        self.check_size(name, bytes)?;
+        let buffer = self.scoped_sync(name, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(name),
+                size: pad4(bytes).max(4),
+                usage: STORAGE,
+                mapped_at_creation: false,
+            })
+        })?;
+        Ok(GpuTensor {
+            buffer: Arc::new(buffer),
+            offset: 0,
+            shape: shape.to_vec(),
+            dtype,
+        })
+    }
+
+    /// A small uniform buffer holding `params`.
+    pub fn uniform<T: bytemuck::Pod>(&self, name: &'static str, params: &T) -> wgpu::Buffer {
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(name),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        })
+    }
+
+    /// Read a tensor's bytes back to the host.
+    pub async fn read_bytes(&self, t: &GpuTensor) -> Result<Vec<u8>> {
+        let size = pad4(t.nbytes()).max(4);
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(&t.buffer, t.offset, &staging, 0, size);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = futures::channel::oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.wait()?;
+        rx.await
+            .map_err(|_| GpuError::Readback("map callback dropped".into()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let mut out = staging
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .to_vec();
+        staging.unmap();
+        out.truncate(t.nbytes() as usize);
+        self.check("readback")?;
+        Ok(out)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Gpu {
+    pub fn read_f32(&self, t: &GpuTensor) -> Result<Vec<f32>> {
+        let b = pollster::block_on(self.read_bytes(t))?;
+        Ok(bytemuck::pod_collect_to_vec(&b))
+    }
+
+    pub fn read_u32(&self, t: &GpuTensor) -> Result<Vec<u32>> {
+        let b = pollster::block_on(self.read_bytes(t))?;
+        Ok(bytemuck::pod_collect_to_vec(&b))
+    }
+
+    pub fn read_f16(&self, t: &GpuTensor) -> Result<Vec<half::f16>> {
+        let b = pollster::block_on(self.read_bytes(t))?;
+        Ok(bytemuck::pod_collect_to_vec(&b))
+    }
+}
+
+/// A 2-D tensor `[rows, cols]` split along rows into chunks that each fit one storage binding.
+/// Kernels run once per chunk with the chunk's first row as an offset.
+#[derive(Clone, Debug)]
+pub struct ChunkedTensor {
+    pub shape: [usize; 2],
+    pub dtype: DType,
+    /// (first row, chunk) pairs, in order.
+    pub chunks: Vec<(usize, GpuTensor)>,
+}
+
+impl ChunkedTensor {
+    pub fn nbytes(&self) -> u64 {
+        self.chunks.iter().map(|(_, c)| c.nbytes()).sum()
+    }
+}
+
+impl Gpu {
+    /// Upload a `[rows, cols]` tensor, split by rows so each chunk fits a storage binding.
+    pub fn upload_chunked(&self, name: &'static str, shape: [usize; 2], dtype: DType, bytes: &[u8]) -> Result<ChunkedTensor> {
+        let [rows, cols] = shape;
+        let row_bytes = dtype.bytes_for(cols).ok_or_else(|| {
+            GpuError::shape(name, format!("{cols} columns is not a whole number of {} blocks", dtype.name()))
+        })?;
+        if bytes.len() != rows * row_bytes {
+            return Err(GpuError::shape(
+                name,
+                format!("{} bytes given for [{rows}, {cols}] {}, expected {}", bytes.len(), dtype.name(), rows * row_bytes),
+            ));
+        }
+        let max = self.caps.max_binding() as usize;
+        let per_chunk = (max / row_bytes.max(1)).max(1);
+        if row_bytes > max {
+            self.check_size(name, row_bytes as u64)?;
+        }
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        while start < rows || (rows == 0 && chunks.is_empty()) {
+            let n = per_chunk.min(rows - start);
+            let part = &bytes[start * row_bytes..(start + n) * row_bytes];
+            chunks.push((start, self.upload(name, &[n, cols], dtype, part)?));
+            start += n;
+            if rows == 0 {
+                break;
+            }
+        }
+        Ok(ChunkedTensor { shape, dtype, chunks })
+    }
+}

@@ -1,0 +1,7 @@
+//! tokenmill: portable LLM inference on WGSL compute shaders through wgpu.
+
+pub mod gpu;
+pub mod ops;
+pub mod quant;
+
+pub use gpu::{Gpu, GpuError, GpuOptions};
