@@ -2,7 +2,37 @@
 //!
 //! Each op validates its tensors, picks its pipeline (variant flags from the device's caps,
 //! sizes as override constants) and returns `Dispatch`es that can be recorded into any pass.
+//! Ops whose work depends on the decode position read it from a shared `StepParams` uniform,
+//! which the caller rewrites with `queue.write_buffer` each step; bind groups never change.
 
 pub mod elementwise;
 
 pub use elementwise::Elementwise;
+
+/// Per-step values shared by every kernel of a forward pass (binding it is the op's choice).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct StepParams {
+    /// Position of the first token of this batch in the sequence.
+    pub pos: u32,
+    /// Tokens in this batch (1 in decode).
+    pub n_tokens: u32,
+    /// Tokens in the KV cache once this batch is written: pos + n_tokens.
+    pub seq_len: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<StepParams>() == 16);
+
+/// WGSL declaration matching `StepParams`, for shaders that bind it.
+pub const STEP_PARAMS_WGSL: &str = "struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }";
+
+impl StepParams {
+    pub fn new(pos: usize, n_tokens: usize) -> Self {
+        StepParams {
+            pos: pos as u32,
+            n_tokens: n_tokens as u32,
+            seq_len: (pos + n_tokens) as u32,
+            _pad: 0,
+        }
+    }
+}
