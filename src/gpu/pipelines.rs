@@ -171,7 +171,7 @@ impl Gpu {
             message,
         };
         let text = shader::assemble(key.shader, &key.flags).map_err(shader_err)?;
-        shader::validate(&text).map_err(shader_err)?;
+        shader::validate(&text, &key.flags).map_err(shader_err)?;
         let layout = self.layout(bindings);
         let constants: Vec<(&str, f64)> =
             key.overrides.iter().map(|(n, v)| (*n, *v as f64)).collect();

@@ -64,16 +64,36 @@ pub fn assemble(name: &str, flags: &Flags) -> Result<String, String> {
     Ok(text)
 }
 
-/// Parse and validate WGSL with naga, as the pipeline would, returning naga's message on error.
-pub fn validate(text: &str) -> Result<naga::Module, String> {
+/// naga capabilities a variant may use: f16 only when built with F16, subgroups only with
+/// SUBGROUP, so a fallback variant that slips in either fails validation.
+pub fn capabilities(flags: &Flags) -> naga::valid::Capabilities {
+    use naga::valid::Capabilities as C;
+    // pack/unpack2x16float are core WebGPU; naga puts them behind this capability.
+    let mut caps = C::SHADER_FLOAT16_IN_FLOAT32;
+    if flags.contains("F16") {
+        caps |= C::SHADER_FLOAT16;
+    }
+    if flags.contains("SUBGROUP") {
+        caps |= C::SUBGROUP | C::SUBGROUP_BARRIER;
+    }
+    caps
+}
+
+/// Parse and validate WGSL with naga for the variant `flags`, returning naga's message on error.
+pub fn validate(text: &str, flags: &Flags) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
     let module = naga::front::wgsl::parse_str(text).map_err(|e| e.emit_to_string(text))?;
-    let mut v = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    );
-    v.validate(&module)
-        .map_err(|e| e.emit_to_string(text))?;
-    Ok(module)
+    let mut v = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities(flags));
+    v.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
+    let info = v.validate(&module).map_err(|e| e.emit_to_string(text))?;
+    Ok((module, info))
+}
+
+/// Variant flags a shader declares in a `// variants: A B C` header line (each built alone).
+pub fn declared_variants(name: &str) -> Vec<&'static str> {
+    source(name)
+        .and_then(|s| s.lines().find_map(|l| l.trim().strip_prefix("// variants:")))
+        .map(|v| v.split_whitespace().collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
