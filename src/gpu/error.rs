@@ -55,6 +55,12 @@ impl GpuError {
         }
     }
 
+    /// `from_wgpu` for tests outside the crate.
+    #[doc(hidden)]
+    pub fn from_wgpu_for_test(kernel: &str, err: wgpu::Error) -> Self {
+        Self::from_wgpu(kernel, err)
+    }
+
     /// Turn an error caught by a wgpu error scope into a typed error.
     pub(crate) fn from_wgpu(kernel: &str, err: wgpu::Error) -> Self {
         match err {

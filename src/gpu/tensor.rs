@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use wgpu::util::DeviceExt;
-
 use super::device::Gpu;
 use super::error::{GpuError, Result};
 
@@ -176,13 +174,7 @@ impl Gpu {
             padded = v;
             &padded
         };
-        let buffer = self.scoped_sync(name, || {
-            self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(name),
-                contents,
-                usage: STORAGE,
-            })
-        })?;
+        let buffer = self.buffer_with(name, STORAGE, contents)?;
         Ok(GpuTensor {
             buffer: Arc::new(buffer),
             offset: 0,
@@ -227,12 +219,33 @@ impl Gpu {
         })
     }
 
-    /// A small uniform buffer holding `params`.
+    /// A buffer holding `contents` (length a multiple of 4). Written through the queue rather
+    /// than mapped at creation, so a lost device gives an error instead of a panic.
+    fn buffer_with(&self, name: &'static str, usage: wgpu::BufferUsages, contents: &[u8]) -> Result<wgpu::Buffer> {
+        self.check(name)?;
+        let buffer = self.scoped_sync(name, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(name),
+                size: contents.len() as u64,
+                usage: usage | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        self.queue.write_buffer(&buffer, 0, contents);
+        Ok(buffer)
+    }
+
+    /// A small uniform buffer holding `params`. On a lost device the buffer is invalid and the
+    /// next `run` reports the loss.
     pub fn uniform<T: bytemuck::Pod>(&self, name: &'static str, params: &T) -> wgpu::Buffer {
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(name),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        let bytes = bytemuck::bytes_of(params);
+        self.buffer_with(name, wgpu::BufferUsages::UNIFORM, bytes).unwrap_or_else(|_| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(name),
+                size: bytes.len() as u64,
+                usage: wgpu::BufferUsages::UNIFORM,
+                mapped_at_creation: false,
+            })
         })
     }
 
