@@ -3,5 +3,6 @@
 pub mod gpu;
 pub mod ops;
 pub mod quant;
+pub mod sampling;
 
 pub use gpu::{Gpu, GpuError, GpuOptions};
