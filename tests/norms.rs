@@ -11,13 +11,21 @@ use tokenmill::ops::{RmsNorm, Softmax};
 /// Every structural variant of the shaders added with these ops parses and validates.
 #[test]
 fn all_variants_validate() {
-    let device = [vec![], vec!["F16"], vec!["SUBGROUP"], vec!["F16", "SUBGROUP"]];
+    let device = [
+        vec![],
+        vec!["F16"],
+        vec!["SUBGROUP"],
+        vec!["F16", "SUBGROUP"],
+    ];
     let extras: &[(&str, &[&str])] = &[
         ("norm", &["", "RESIDUAL"]),
         ("softmax", &[""]),
         ("rope", &["", "NEOX"]),
         ("topk", &[""]),
-        ("embed", &["FMT_F32", "FMT_F16", "FMT_Q8_0", "FMT_Q4_0", "FMT_Q4_1"]),
+        (
+            "embed",
+            &["FMT_F32", "FMT_F16", "FMT_Q8_0", "FMT_Q4_0", "FMT_Q4_1"],
+        ),
     ];
     for (name, variants) in extras {
         for extra in variants.iter() {
@@ -26,7 +34,8 @@ fn all_variants_validate() {
                 if !extra.is_empty() {
                     flags.insert(extra);
                 }
-                let text = shader::assemble(name, &flags).unwrap_or_else(|e| panic!("{name} {flags:?}: {e}"));
+                let text = shader::assemble(name, &flags)
+                    .unwrap_or_else(|e| panic!("{name} {flags:?}: {e}"));
                 if let Err(e) = shader::validate(&text) {
                     panic!("{name} {flags:?}:\n{e}");
                 }
@@ -43,7 +52,15 @@ fn rms_norm_matches_cpu() {
     let norm = RmsNorm::new(1e-5);
     for_each_gpu(|t| {
         let gpu = &t.gpu;
-        for (rows, dim) in [(1usize, 1usize), (1, 7), (3, 255), (5, 256), (2, 1000), (1, 8192), (67, 64)] {
+        for (rows, dim) in [
+            (1usize, 1usize),
+            (1, 7),
+            (3, 255),
+            (5, 256),
+            (2, 1000),
+            (1, 8192),
+            (67, 64),
+        ] {
             let mut x = rand_vec(rows * dim, 11 + dim as u64, 4.0);
             // A zero row: the output is zero (eps keeps the scale finite).
             if rows > 2 {
@@ -53,9 +70,16 @@ fn rms_norm_matches_cpu() {
             let gx = gpu.upload_f32("x", &[rows, dim], &x).unwrap();
             let gw = gpu.upload_f32("w", &[dim], &w).unwrap();
             let out = gpu.zeros("out", &[rows, dim], DType::F32).unwrap();
-            gpu.run(&[norm.prepare(gpu, &gx, &gw, &out).unwrap()]).unwrap();
+            gpu.run(&[norm.prepare(gpu, &gx, &gw, &out).unwrap()])
+                .unwrap();
             let got = gpu.read_f32(&out).unwrap();
-            assert_close(&format!("rms_norm [{rows}, {dim}]"), &got, &norm.reference(&x, &w), 1e-6, 2e-5);
+            assert_close(
+                &format!("rms_norm [{rows}, {dim}]"),
+                &got,
+                &norm.reference(&x, &w),
+                1e-6,
+                2e-5,
+            );
         }
     });
 }
@@ -98,7 +122,10 @@ fn rms_norm_rejects_bad_shapes() {
         let xh = gpu.zeros("x", &[2, 8], DType::F16).unwrap();
         let msg = |r: tokenmill::gpu::Result<_>| r.err().expect("an error").to_string();
         let m = msg(norm.prepare(gpu, &x, &w7, &out));
-        assert!(m.contains("rms_norm") && m.contains("weight") && m.contains("[7]"), "{m}");
+        assert!(
+            m.contains("rms_norm") && m.contains("weight") && m.contains("[7]"),
+            "{m}"
+        );
         let m = msg(norm.prepare(gpu, &x, &w, &out3));
         assert!(m.contains("out") && m.contains("[3, 8]"), "{m}");
         let m = msg(norm.prepare(gpu, &xh, &w, &out));
@@ -117,8 +144,19 @@ fn softmax_matches_cpu() {
     // the row and the division: rtol 1e-5.
     for_each_gpu(|t| {
         let gpu = &t.gpu;
-        for (rows, n) in [(1usize, 1usize), (3, 7), (2, 255), (1, 1000), (4, 257), (1, 49152)] {
-            for (op, range) in [(Softmax::default(), 6.0), (Softmax::with_temperature(0.7), 4.0), (Softmax::default(), 100.0)] {
+        for (rows, n) in [
+            (1usize, 1usize),
+            (3, 7),
+            (2, 255),
+            (1, 1000),
+            (4, 257),
+            (1, 49152),
+        ] {
+            for (op, range) in [
+                (Softmax::default(), 6.0),
+                (Softmax::with_temperature(0.7), 4.0),
+                (Softmax::default(), 100.0),
+            ] {
                 let x = rand_vec(rows * n, n as u64, range);
                 let gx = gpu.upload_f32("x", &[rows, n], &x).unwrap();
                 let out = gpu.zeros("out", &[rows, n], DType::F32).unwrap();
@@ -162,9 +200,17 @@ fn softmax_rejects_bad_input() {
         let gpu = &t.gpu;
         let x = gpu.zeros("x", &[2, 8], DType::F32).unwrap();
         let out = gpu.zeros("out", &[2, 9], DType::F32).unwrap();
-        let m = Softmax::default().prepare(gpu, &x, &out).err().expect("shape error").to_string();
+        let m = Softmax::default()
+            .prepare(gpu, &x, &out)
+            .err()
+            .expect("shape error")
+            .to_string();
         assert!(m.contains("softmax") && m.contains("[2, 9]"), "{m}");
-        let m = Softmax { scale: 0.0 }.prepare(gpu, &x, &x).err().expect("scale error").to_string();
+        let m = Softmax { scale: 0.0 }
+            .prepare(gpu, &x, &x)
+            .err()
+            .expect("scale error")
+            .to_string();
         assert!(m.contains("scale"), "{m}");
     });
 }

@@ -26,7 +26,10 @@ fn check(what: &str, got: &[f32], want: &[f32], x: &[f32], max_pos: usize) {
     let scale = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     let tol = tolerance(max_pos) * scale;
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol, "{what}: element {i} is {g}, expected {w} (tol {tol})");
+        assert!(
+            (g - w).abs() <= tol,
+            "{what}: element {i} is {g}, expected {w} (tol {tol})"
+        );
     }
 }
 
@@ -34,10 +37,18 @@ fn msg<T>(r: tokenmill::gpu::Result<T>) -> String {
     r.err().expect("an error").to_string()
 }
 
-fn run_rope(gpu: &Gpu, rope: &Rope, x: &[f32], shape: &[usize], n_heads: usize, pos: usize) -> Vec<f32> {
+fn run_rope(
+    gpu: &Gpu,
+    rope: &Rope,
+    x: &[f32],
+    shape: &[usize],
+    n_heads: usize,
+    pos: usize,
+) -> Vec<f32> {
     let gx = gpu.upload_f32("x", shape, x).unwrap();
     let step = step_buffer(gpu, pos, shape[0]);
-    gpu.run(&[rope.prepare(gpu, &gx, n_heads, &step).unwrap()]).unwrap();
+    gpu.run(&[rope.prepare(gpu, &gx, n_heads, &step).unwrap()])
+        .unwrap();
     gpu.read_f32(&gx).unwrap()
 }
 
@@ -46,16 +57,27 @@ fn rope_matches_f64_reference() {
     for_each_gpu(|t| {
         let gpu = &t.gpu;
         for style in [RopeStyle::Interleaved, RopeStyle::Neox] {
-            for (head_dim, n_rot, base) in [(64usize, 64usize, 10000.0), (128, 128, 1e6), (64, 32, 10000.0), (6, 2, 500.0)] {
+            for (head_dim, n_rot, base) in [
+                (64usize, 64usize, 10000.0),
+                (128, 128, 1e6),
+                (64, 32, 10000.0),
+                (6, 2, 500.0),
+            ] {
                 let cfg = RopeConfig {
                     n_rot,
                     ..RopeConfig::new(head_dim, base, style)
                 };
                 let rope = Rope::new(gpu, cfg).unwrap();
                 // q with 4 heads and k with 2 (GQA): same kernel, different head count.
-                for (n_tokens, n_heads, pos) in [(1usize, 4usize, 0usize), (3, 2, 5), (7, 4, 8000), (2, 3, 32000)] {
+                for (n_tokens, n_heads, pos) in [
+                    (1usize, 4usize, 0usize),
+                    (3, 2, 5),
+                    (7, 4, 8000),
+                    (2, 3, 32000),
+                ] {
                     let x = rand_vec(n_tokens * n_heads * head_dim, (pos + n_heads) as u64, 2.0);
-                    let got = run_rope(gpu, &rope, &x, &[n_tokens, n_heads, head_dim], n_heads, pos);
+                    let got =
+                        run_rope(gpu, &rope, &x, &[n_tokens, n_heads, head_dim], n_heads, pos);
                     let want = rope.reference(&x, n_heads, pos);
                     let what = format!("{style:?} head_dim {head_dim} n_rot {n_rot} base {base} [{n_tokens}, {n_heads}] pos {pos}");
                     check(&what, &got, &want, &x, pos + n_tokens);
@@ -82,8 +104,21 @@ fn rope_freq_factors_and_flat_shape() {
         let rope = Rope::new(gpu, cfg).unwrap();
         let x = rand_vec(n_tokens * n_heads * head_dim, 3, 1.0);
         // [n_tokens, n_heads * head_dim], as a projection leaves it.
-        let got = run_rope(gpu, &rope, &x, &[n_tokens, n_heads * head_dim], n_heads, 1234);
-        check("freq factors", &got, &rope.reference(&x, n_heads, 1234), &x, 1238);
+        let got = run_rope(
+            gpu,
+            &rope,
+            &x,
+            &[n_tokens, n_heads * head_dim],
+            n_heads,
+            1234,
+        );
+        check(
+            "freq factors",
+            &got,
+            &rope.reference(&x, n_heads, 1234),
+            &x,
+            1238,
+        );
     });
 }
 
@@ -103,7 +138,11 @@ fn rope_interleaved_on_permuted_rows_equals_neox() {
                 .collect()
         };
         let neox = Rope::new(gpu, RopeConfig::new(head_dim, 10000.0, RopeStyle::Neox)).unwrap();
-        let inter = Rope::new(gpu, RopeConfig::new(head_dim, 10000.0, RopeStyle::Interleaved)).unwrap();
+        let inter = Rope::new(
+            gpu,
+            RopeConfig::new(head_dim, 10000.0, RopeStyle::Interleaved),
+        )
+        .unwrap();
         let shape = [n_tokens, n_heads, head_dim];
         let a = run_rope(gpu, &neox, &x, &shape, n_heads, pos);
         let b = run_rope(gpu, &inter, &permute(&x), &shape, n_heads, pos);
@@ -119,20 +158,35 @@ fn rope_follows_step_uniform() {
     for_each_gpu(|t| {
         let gpu = &t.gpu;
         let (head_dim, n_heads) = (16usize, 2usize);
-        let rope = Rope::new(gpu, RopeConfig::new(head_dim, 10000.0, RopeStyle::Interleaved)).unwrap();
+        let rope = Rope::new(
+            gpu,
+            RopeConfig::new(head_dim, 10000.0, RopeStyle::Interleaved),
+        )
+        .unwrap();
         let x = rand_vec(4 * n_heads * head_dim, 4, 1.0);
         let gx: GpuTensor = gpu.upload_f32("x", &[4, n_heads, head_dim], &x).unwrap();
         let step = step_buffer(gpu, 0, 4);
         let d = rope.prepare(gpu, &gx, n_heads, &step).unwrap();
         let row = n_heads * head_dim;
         for (pos, n_tokens) in [(3usize, 1usize), (100, 2), (9000, 4)] {
-            gpu.queue.write_buffer(&gx.buffer, 0, bytemuck::cast_slice(&x));
-            gpu.queue.write_buffer(&step, 0, bytemuck::bytes_of(&StepParams::new(pos, n_tokens)));
+            gpu.queue
+                .write_buffer(&gx.buffer, 0, bytemuck::cast_slice(&x));
+            gpu.queue.write_buffer(
+                &step,
+                0,
+                bytemuck::bytes_of(&StepParams::new(pos, n_tokens)),
+            );
             gpu.run(std::slice::from_ref(&d)).unwrap();
             let got = gpu.read_f32(&gx).unwrap();
             let k = n_tokens * row;
             let want = rope.reference(&x[..k], n_heads, pos);
-            check(&format!("pos {pos} n_tokens {n_tokens}"), &got[..k], &want, &x, pos + n_tokens);
+            check(
+                &format!("pos {pos} n_tokens {n_tokens}"),
+                &got[..k],
+                &want,
+                &x,
+                pos + n_tokens,
+            );
             assert_eq!(&got[k..], &x[k..], "tokens past step.n_tokens changed");
         }
     });

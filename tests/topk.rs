@@ -11,14 +11,16 @@ use tokenmill::ops::{Argmax, TopK};
 fn gpu_argmax(gpu: &Gpu, x: &[f32]) -> u32 {
     let logits = gpu.upload_f32("logits", &[x.len()], x).unwrap();
     let out = gpu.zeros("argmax", &[1], DType::U32).unwrap();
-    gpu.run(&Argmax::prepare(gpu, &logits, &out).unwrap()).unwrap();
+    gpu.run(&Argmax::prepare(gpu, &logits, &out).unwrap())
+        .unwrap();
     gpu.read_u32(&out).unwrap()[0]
 }
 
 fn gpu_topk(gpu: &Gpu, x: &[f32], k: usize) -> Vec<(f32, u32)> {
     let logits = gpu.upload_f32("logits", &[1, x.len()], x).unwrap();
     let out = gpu.zeros("topk", &[k, 2], DType::U32).unwrap();
-    gpu.run(&TopK { k }.prepare(gpu, &logits, &out).unwrap()).unwrap();
+    gpu.run(&TopK { k }.prepare(gpu, &logits, &out).unwrap())
+        .unwrap();
     TopK::unpack(&gpu.read_u32(&out).unwrap())
 }
 
@@ -57,7 +59,11 @@ fn argmax_matches_cpu() {
         let gpu = &t.gpu;
         for n in [1usize, 5, 1000, 4097, 49152, 152064] {
             for (name, x) in cases(n) {
-                assert_eq!(gpu_argmax(gpu, &x), Argmax::reference(&x), "argmax n={n} {name}");
+                assert_eq!(
+                    gpu_argmax(gpu, &x),
+                    Argmax::reference(&x),
+                    "argmax n={n} {name}"
+                );
             }
         }
         // The maximum in the last element, and ties across workgroup chunks.
@@ -100,7 +106,10 @@ fn topk_two_merge_levels() {
     for_each_gpu(|t| {
         let gpu = &t.gpu;
         let n = 600_000;
-        let mut x: Vec<f32> = rand_vec(n, 77, 4.0).iter().map(|v| (v * 8.0).round()).collect();
+        let mut x: Vec<f32> = rand_vec(n, 77, 4.0)
+            .iter()
+            .map(|v| (v * 8.0).round())
+            .collect();
         x[599_999] = 100.0;
         x[1] = 100.0;
         let k = TopK::MAX_K;
@@ -114,7 +123,9 @@ fn topk_rejects_bad_input() {
     for_each_gpu(|t| {
         let gpu = &t.gpu;
         let logits = gpu.zeros("logits", &[100], DType::F32).unwrap();
-        let msg = |r: tokenmill::gpu::Result<Vec<tokenmill::gpu::Dispatch>>| r.err().expect("an error").to_string();
+        let msg = |r: tokenmill::gpu::Result<Vec<tokenmill::gpu::Dispatch>>| {
+            r.err().expect("an error").to_string()
+        };
         for k in [0usize, 65] {
             let out = gpu.zeros("out", &[k.max(1), 2], DType::U32).unwrap();
             assert!(msg(TopK { k }.prepare(gpu, &logits, &out)).contains("k ="));

@@ -1,7 +1,9 @@
 //! Embedding gather: token ids -> f32 rows of a (possibly quantized, possibly chunked) table.
 
 use crate::gpu::shader::Flags;
-use crate::gpu::{BindingKind, ChunkedTensor, DType, Dispatch, Gpu, GpuError, GpuTensor, PipelineKey, Result};
+use crate::gpu::{
+    BindingKind, ChunkedTensor, DType, Dispatch, Gpu, GpuError, GpuTensor, PipelineKey, Result,
+};
 
 const K: &str = "embed";
 const WG: u32 = 256;
@@ -44,18 +46,33 @@ impl Embedding {
 
     /// Prepare the gather: `ids` u32 `[n_tokens]`, `table` `[vocab, dim]`, `out` f32
     /// `[n_tokens, dim]`. One dispatch per table chunk; record them all, in order.
-    pub fn prepare(gpu: &Gpu, ids: &GpuTensor, table: &ChunkedTensor, out: &GpuTensor) -> Result<Vec<Dispatch>> {
+    pub fn prepare(
+        gpu: &Gpu,
+        ids: &GpuTensor,
+        table: &ChunkedTensor,
+        out: &GpuTensor,
+    ) -> Result<Vec<Dispatch>> {
         let [vocab, dim] = table.shape;
         let n_tokens = ids.shape.first().copied().unwrap_or(0);
         ids.expect(K, "ids", &[n_tokens], &[DType::U32])?;
         out.expect(K, "out", &[n_tokens, dim], &[DType::F32])?;
-        let flag = Self::flag(table.dtype)
-            .ok_or_else(|| GpuError::shape(K, "table is u32, expected f32, f16, q8_0, q4_0 or q4_1"))?;
+        let flag = Self::flag(table.dtype).ok_or_else(|| {
+            GpuError::shape(K, "table is u32, expected f32, f16, q8_0, q4_0 or q4_1")
+        })?;
         let row_bytes = table.dtype.bytes_for(dim).ok_or_else(|| {
-            GpuError::shape(K, format!("table dim {dim} is not a whole number of {} blocks", table.dtype.name()))
+            GpuError::shape(
+                K,
+                format!(
+                    "table dim {dim} is not a whole number of {} blocks",
+                    table.dtype.name()
+                ),
+            )
         })?;
         if n_tokens * dim > u32::MAX as usize || vocab > u32::MAX as usize {
-            return Err(GpuError::shape(K, format!("[{n_tokens}, {dim}] or vocab {vocab} exceeds u32 indexing")));
+            return Err(GpuError::shape(
+                K,
+                format!("[{n_tokens}, {dim}] or vocab {vocab} exceeds u32 indexing"),
+            ));
         }
         let key = PipelineKey {
             shader: "embed",
@@ -81,7 +98,12 @@ impl Embedding {
             let params = gpu.uniform(K, &params);
             dispatches.push(gpu.dispatch(
                 &kernel,
-                &[params.as_entire_binding(), ids.binding(), chunk.binding(), out.binding()],
+                &[
+                    params.as_entire_binding(),
+                    ids.binding(),
+                    chunk.binding(),
+                    out.binding(),
+                ],
                 gpu.grid(n_tokens as u32),
             )?);
         }

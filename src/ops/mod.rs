@@ -51,6 +51,7 @@ impl StepParams {
 /// of two <= 256 the device allows. Their non-subgroup tree reduction needs a power of two.
 pub(crate) fn reduce_wg(gpu: &crate::gpu::Gpu) -> u32 {
     let l = &gpu.caps.limits;
-    let max = l.max_compute_invocations_per_workgroup.min(l.max_compute_workgroup_size_x).min(256).max(1);
+    let max = l.max_compute_invocations_per_workgroup.min(l.max_compute_workgroup_size_x);
+    let max = max.clamp(1, 256);
     1 << (31 - max.leading_zeros())
 }

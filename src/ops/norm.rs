@@ -43,12 +43,23 @@ impl RmsNorm {
     }
 
     /// Prepare `out = norm(x) * weight`; `x` and `out` are f32 `[.., dim]`, `weight` f32 `[dim]`.
-    pub fn prepare(&self, gpu: &Gpu, x: &GpuTensor, weight: &GpuTensor, out: &GpuTensor) -> Result<Dispatch> {
+    pub fn prepare(
+        &self,
+        gpu: &Gpu,
+        x: &GpuTensor,
+        weight: &GpuTensor,
+        out: &GpuTensor,
+    ) -> Result<Dispatch> {
         let (rows, dim) = self.check(x, weight, out)?;
         let (kernel, params) = self.kernel(gpu, false, rows, dim)?;
         gpu.dispatch(
             &kernel,
-            &[params.as_entire_binding(), x.binding(), weight.binding(), out.binding()],
+            &[
+                params.as_entire_binding(),
+                x.binding(),
+                weight.binding(),
+                out.binding(),
+            ],
             gpu.grid(rows as u32),
         )
     }
@@ -85,29 +96,48 @@ impl RmsNorm {
             .last()
             .ok_or_else(|| GpuError::shape(K, "x is a scalar, expected [.., dim]"))?;
         if dim == 0 {
-            return Err(GpuError::shape(K, format!("x has shape {:?}: empty rows", x.shape)));
+            return Err(GpuError::shape(
+                K,
+                format!("x has shape {:?}: empty rows", x.shape),
+            ));
         }
         if !self.eps.is_finite() || self.eps < 0.0 {
-            return Err(GpuError::shape(K, format!("eps = {} must be finite and >= 0", self.eps)));
+            return Err(GpuError::shape(
+                K,
+                format!("eps = {} must be finite and >= 0", self.eps),
+            ));
         }
         x.expect(K, "x", &x.shape, &[DType::F32])?;
         weight.expect(K, "weight", &[dim], &[DType::F32])?;
         out.expect(K, "out", &x.shape, &[DType::F32])?;
         let rows = x.numel() / dim;
         if x.numel() > u32::MAX as usize {
-            return Err(GpuError::shape(K, format!("{} elements exceed u32 indexing", x.numel())));
+            return Err(GpuError::shape(
+                K,
+                format!("{} elements exceed u32 indexing", x.numel()),
+            ));
         }
         Ok((rows, dim))
     }
 
-    fn kernel(&self, gpu: &Gpu, residual: bool, rows: usize, dim: usize) -> Result<(crate::gpu::Kernel, wgpu::Buffer)> {
+    fn kernel(
+        &self,
+        gpu: &Gpu,
+        residual: bool,
+        rows: usize,
+        dim: usize,
+    ) -> Result<(crate::gpu::Kernel, wgpu::Buffer)> {
         let key = PipelineKey {
             shader: "norm",
             entry: "rms_norm",
             flags: gpu.flags(if residual { &["RESIDUAL"] } else { &[] }),
             overrides: vec![("WG", reduce_wg(gpu) as i64)],
         };
-        let bindings = if residual { BINDINGS_RESIDUAL } else { BINDINGS };
+        let bindings = if residual {
+            BINDINGS_RESIDUAL
+        } else {
+            BINDINGS
+        };
         let kernel = gpu.kernel(K, &key, bindings)?;
         let params = Params {
             rows: rows as u32,

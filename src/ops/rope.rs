@@ -72,15 +72,21 @@ impl RopeConfig {
 
     fn validate(&self) -> Result<()> {
         let bad = |d: String| Err(GpuError::shape(K, d));
-        if self.n_rot == 0 || self.n_rot % 2 != 0 || self.n_rot > self.head_dim {
-            return bad(format!("n_rot = {} must be even, > 0 and <= head_dim = {}", self.n_rot, self.head_dim));
+        if self.n_rot == 0 || !self.n_rot.is_multiple_of(2) || self.n_rot > self.head_dim {
+            return bad(format!(
+                "n_rot = {} must be even, > 0 and <= head_dim = {}",
+                self.n_rot, self.head_dim
+            ));
         }
         if !(self.base.is_finite() && self.base > 0.0) {
             return bad(format!("theta base = {} must be finite and > 0", self.base));
         }
         if let Some(f) = &self.freq_factors {
             if f.len() != self.n_rot / 2 || f.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
-                return bad(format!("freq_factors must be {} finite values > 0", self.n_rot / 2));
+                return bad(format!(
+                    "freq_factors must be {} finite values > 0",
+                    self.n_rot / 2
+                ));
             }
         }
         Ok(())
@@ -115,25 +121,41 @@ impl Rope {
     /// `[n_tokens, n_heads * head_dim]`. `step` is the `StepParams` uniform buffer: token t is
     /// at position `pos + t`, and only the first `min(n_tokens, step.n_tokens)` tokens are
     /// rotated.
-    pub fn prepare(&self, gpu: &Gpu, x: &GpuTensor, n_heads: usize, step: &wgpu::Buffer) -> Result<Dispatch> {
+    pub fn prepare(
+        &self,
+        gpu: &Gpu,
+        x: &GpuTensor,
+        n_heads: usize,
+        step: &wgpu::Buffer,
+    ) -> Result<Dispatch> {
         let hd = self.cfg.head_dim;
         let n_tokens = x.shape.first().copied().unwrap_or(0);
         let ok = x.shape == [n_tokens, n_heads, hd] || x.shape == [n_tokens, n_heads * hd];
         if !ok || n_heads == 0 {
             return Err(GpuError::shape(
                 K,
-                format!("x has shape {:?}, expected [n_tokens, {n_heads}, {hd}] or [n_tokens, {}]", x.shape, n_heads * hd),
+                format!(
+                    "x has shape {:?}, expected [n_tokens, {n_heads}, {hd}] or [n_tokens, {}]",
+                    x.shape,
+                    n_heads * hd
+                ),
             ));
         }
         x.expect(K, "x", &x.shape, &[DType::F32])?;
         let size = std::mem::size_of::<StepParams>() as u64;
         if step.size() < size || !step.usage().contains(wgpu::BufferUsages::UNIFORM) {
-            return Err(GpuError::shape(K, format!("step must be a uniform buffer of >= {size} bytes")));
+            return Err(GpuError::shape(
+                K,
+                format!("step must be a uniform buffer of >= {size} bytes"),
+            ));
         }
         let half = self.cfg.n_rot / 2;
         let threads = n_tokens * n_heads * half;
         if x.numel() > u32::MAX as usize || threads > u32::MAX as usize {
-            return Err(GpuError::shape(K, format!("{:?} exceeds u32 indexing", x.shape)));
+            return Err(GpuError::shape(
+                K,
+                format!("{:?} exceeds u32 indexing", x.shape),
+            ));
         }
         let key = PipelineKey {
             shader: "rope",
@@ -161,7 +183,12 @@ impl Rope {
         });
         gpu.dispatch(
             &kernel,
-            &[params.as_entire_binding(), step_binding, self.freqs.binding(), x.binding()],
+            &[
+                params.as_entire_binding(),
+                step_binding,
+                self.freqs.binding(),
+                x.binding(),
+            ],
             gpu.grid((threads as u32).div_ceil(WG)),
         )
     }

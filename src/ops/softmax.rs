@@ -15,7 +15,11 @@ struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 16);
 
-const BINDINGS: &[BindingKind] = &[BindingKind::Uniform, BindingKind::ReadOnly, BindingKind::ReadWrite];
+const BINDINGS: &[BindingKind] = &[
+    BindingKind::Uniform,
+    BindingKind::ReadOnly,
+    BindingKind::ReadWrite,
+];
 
 /// `out = softmax(scale * x)` per row. A row that is entirely -inf gives zeros.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,7 +37,9 @@ impl Default for Softmax {
 impl Softmax {
     /// Softmax of `x / temperature`.
     pub fn with_temperature(temperature: f32) -> Self {
-        Softmax { scale: 1.0 / temperature }
+        Softmax {
+            scale: 1.0 / temperature,
+        }
     }
 
     /// Prepare `out = softmax(scale * x)` over the last dimension of f32 `x`; `out` like `x`.
@@ -43,15 +49,24 @@ impl Softmax {
             .last()
             .ok_or_else(|| GpuError::shape(K, "x is a scalar, expected [.., n]"))?;
         if n == 0 {
-            return Err(GpuError::shape(K, format!("x has shape {:?}: empty rows", x.shape)));
+            return Err(GpuError::shape(
+                K,
+                format!("x has shape {:?}: empty rows", x.shape),
+            ));
         }
         if !(self.scale.is_finite() && self.scale > 0.0) {
-            return Err(GpuError::shape(K, format!("scale = {} must be finite and > 0", self.scale)));
+            return Err(GpuError::shape(
+                K,
+                format!("scale = {} must be finite and > 0", self.scale),
+            ));
         }
         x.expect(K, "x", &x.shape, &[DType::F32])?;
         out.expect(K, "out", &x.shape, &[DType::F32])?;
         if x.numel() > u32::MAX as usize {
-            return Err(GpuError::shape(K, format!("{} elements exceed u32 indexing", x.numel())));
+            return Err(GpuError::shape(
+                K,
+                format!("{} elements exceed u32 indexing", x.numel()),
+            ));
         }
         let rows = x.numel() / n;
         let key = PipelineKey {
@@ -82,7 +97,9 @@ impl Softmax {
         let s = self.scale as f64;
         x.chunks(n)
             .flat_map(|row| {
-                let m = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64 * s));
+                let m = row
+                    .iter()
+                    .fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64 * s));
                 let e: Vec<f64> = if m == f64::NEG_INFINITY {
                     vec![0.0; row.len()]
                 } else {

@@ -22,7 +22,11 @@ struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 16);
 
-const BINDINGS: &[BindingKind] = &[BindingKind::Uniform, BindingKind::ReadOnly, BindingKind::ReadWrite];
+const BINDINGS: &[BindingKind] = &[
+    BindingKind::Uniform,
+    BindingKind::ReadOnly,
+    BindingKind::ReadWrite,
+];
 
 /// Order-preserving u32 key of an f32 (the shader's `key_of`).
 fn key_of(v: f32) -> u32 {
@@ -45,7 +49,10 @@ fn check_logits(kernel: &'static str, logits: &GpuTensor) -> Result<usize> {
     let n = logits.numel();
     logits.expect(kernel, "logits", &logits.shape, &[DType::F32])?;
     if n == 0 || n >= u32::MAX as usize {
-        return Err(GpuError::shape(kernel, format!("logits have {n} entries, expected 1 to 2^32 - 2")));
+        return Err(GpuError::shape(
+            kernel,
+            format!("logits have {n} entries, expected 1 to 2^32 - 2"),
+        ));
     }
     Ok(n)
 }
@@ -70,7 +77,11 @@ fn dispatch(gpu: &Gpu, kernel: &'static str, pass: Pass<'_>) -> Result<Dispatch>
     let params = gpu.uniform(kernel, &pass.params);
     gpu.dispatch(
         &k,
-        &[params.as_entire_binding(), pass.src.binding(), pass.dst.binding()],
+        &[
+            params.as_entire_binding(),
+            pass.src.binding(),
+            pass.dst.binding(),
+        ],
         gpu.grid(pass.groups),
     )
 }
@@ -140,7 +151,10 @@ impl TopK {
         if k == 0 || k > Self::MAX_K || k > n {
             return Err(GpuError::shape(
                 K,
-                format!("k = {k} must be 1 to {} and at most the {n} logits", Self::MAX_K),
+                format!(
+                    "k = {k} must be 1 to {} and at most the {n} logits",
+                    Self::MAX_K
+                ),
             ));
         }
         out.expect(K, "out", &[k, 2], &[DType::U32])?;
@@ -196,7 +210,10 @@ impl TopK {
 
     /// Decode the `[k, 2]` output words into (value, index) pairs.
     pub fn unpack(words: &[u32]) -> Vec<(f32, u32)> {
-        words.chunks_exact(2).map(|w| (f32::from_bits(w[0]), w[1])).collect()
+        words
+            .chunks_exact(2)
+            .map(|w| (f32::from_bits(w[0]), w[1]))
+            .collect()
     }
 
     /// CPU reference: (value, index) pairs, best first (-0 reported as +0, as the GPU does).
