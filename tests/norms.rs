@@ -8,7 +8,41 @@ use tokenmill::gpu::shader::{self, Flags};
 use tokenmill::gpu::DType;
 use tokenmill::ops::{RmsNorm, Softmax};
 
-/// Every structural variant of the shaders added with these ops parses and validates.
+/// Translate validated WGSL to SPIR-V, MSL and HLSL, as the Vulkan, Metal and DX12 backends do.
+fn emit_backends(text: &str) -> Result<(), String> {
+    use naga::back::{hlsl, msl, spv};
+    let module = shader::validate(text)?;
+    let mut v = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    );
+    let info = v.validate(&module).map_err(|e| e.emit_to_string(text))?;
+    let mut constants = naga::back::PipelineConstants::default();
+    constants.insert("WG".to_string(), 128.0);
+    let (module, info) =
+        naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
+            .map_err(|e| e.to_string())?;
+    spv::write_vec(&module, &info, &spv::Options::default(), None)
+        .map_err(|e| format!("spv: {e}"))?;
+    let msl_opts = msl::Options {
+        lang_version: (2, 4),
+        ..Default::default()
+    };
+    let pipeline = msl::PipelineOptions::default();
+    msl::write_string(&module, &info, &msl_opts, &pipeline).map_err(|e| format!("msl: {e}"))?;
+    let hlsl_opts = hlsl::Options {
+        shader_model: hlsl::ShaderModel::V6_2,
+        ..Default::default()
+    };
+    let hlsl_pipeline = hlsl::PipelineOptions::default();
+    let mut out = String::new();
+    hlsl::Writer::new(&mut out, &hlsl_opts, &hlsl_pipeline)
+        .write(&module, &info, None)
+        .map_err(|e| format!("hlsl: {e}"))?;
+    Ok(())
+}
+
+/// Every structural variant of the shaders added with these ops validates and translates.
 #[test]
 fn all_variants_validate() {
     let device = [
@@ -36,7 +70,7 @@ fn all_variants_validate() {
                 }
                 let text = shader::assemble(name, &flags)
                     .unwrap_or_else(|e| panic!("{name} {flags:?}: {e}"));
-                if let Err(e) = shader::validate(&text) {
+                if let Err(e) = emit_backends(&text) {
                     panic!("{name} {flags:?}:\n{e}");
                 }
             }
