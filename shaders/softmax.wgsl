@@ -25,26 +25,52 @@ var<private> sg_id: u32;
 var<private> sg_lane: u32;
 var<private> n_sg: u32;
 
-// Sum (op 0) or max (op 1) of `v` over the workgroup, returned to every invocation.
-fn wg_reduce(v: f32, op: u32) -> f32 {
+// Max of `v` over the workgroup, returned to every invocation (call in uniform control flow).
+fn wg_max(v: f32) -> f32 {
 #if SUBGROUP
-    let s = select(subgroupAdd(v), subgroupMax(v), op == 1u);
+    let s = subgroupMax(v);
     if sg_lane == 0u {
         red[sg_id] = s;
     }
     workgroupBarrier();
     var t = red[0];
     for (var i = 1u; i < n_sg; i++) {
-        t = select(t + red[i], max(t, red[i]), op == 1u);
+        t = max(t, red[i]);
     }
 #else
     red[lid] = v;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s >>= 1u) {
         if lid < s {
-            let a = red[lid];
-            let b = red[lid + s];
-            red[lid] = select(a + b, max(a, b), op == 1u);
+            red[lid] = max(red[lid], red[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    let t = red[0];
+#endif
+    // Nobody may overwrite `red` before every invocation has read it.
+    workgroupBarrier();
+    return t;
+}
+
+// Sum of `v` over the workgroup, returned to every invocation (call in uniform control flow).
+fn wg_sum(v: f32) -> f32 {
+#if SUBGROUP
+    let s = subgroupAdd(v);
+    if sg_lane == 0u {
+        red[sg_id] = s;
+    }
+    workgroupBarrier();
+    var t = 0.0;
+    for (var i = 0u; i < n_sg; i++) {
+        t += red[i];
+    }
+#else
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            red[lid] += red[lid + s];
         }
         workgroupBarrier();
     }
@@ -80,12 +106,12 @@ fn softmax(
     for (var i = lid; i < p.n; i += WG) {
         m = max(m, x[base + i] * p.scale);
     }
-    m = wg_reduce(m, 1u);
+    m = wg_max(m);
     var sum = 0.0;
     for (var i = lid; i < p.n; i += WG) {
         sum += exp(x[base + i] * p.scale - m);
     }
-    sum = wg_reduce(sum, 0u);
+    sum = wg_sum(sum);
     // The largest entry adds exp(0) = 1, so sum is 0 only when the row is all -inf.
     let inv = select(0.0, 1.0 / sum, sum > 0.0);
     for (var i = lid; i < p.n; i += WG) {
