@@ -7,6 +7,11 @@ use std::collections::BTreeSet;
 pub const SHADERS: &[(&str, &str)] = &[
     ("common", include_str!("../../shaders/common.wgsl")),
     ("elementwise", include_str!("../../shaders/elementwise.wgsl")),
+    ("embed", include_str!("../../shaders/embed.wgsl")),
+    ("norm", include_str!("../../shaders/norm.wgsl")),
+    ("rope", include_str!("../../shaders/rope.wgsl")),
+    ("softmax", include_str!("../../shaders/softmax.wgsl")),
+    ("topk", include_str!("../../shaders/topk.wgsl")),
 ];
 
 /// Look up a shader's source by name.

@@ -6,8 +6,18 @@
 //! which the caller rewrites with `queue.write_buffer` each step; bind groups never change.
 
 pub mod elementwise;
+pub mod embed;
+pub mod norm;
+pub mod rope;
+pub mod softmax;
+pub mod topk;
 
 pub use elementwise::Elementwise;
+pub use embed::Embedding;
+pub use norm::RmsNorm;
+pub use rope::{Rope, RopeConfig, RopeStyle};
+pub use softmax::Softmax;
+pub use topk::{Argmax, TopK};
 
 /// Per-step values shared by every kernel of a forward pass (binding it is the op's choice).
 #[repr(C)]
@@ -35,4 +45,13 @@ impl StepParams {
             _pad: 0,
         }
     }
+}
+
+/// Workgroup size of the row-reduction kernels (norm, softmax, argmax, top-k): the largest power
+/// of two <= 256 the device allows. Their non-subgroup tree reduction needs a power of two.
+pub(crate) fn reduce_wg(gpu: &crate::gpu::Gpu) -> u32 {
+    let l = &gpu.caps.limits;
+    let max = l.max_compute_invocations_per_workgroup.min(l.max_compute_workgroup_size_x);
+    let max = max.clamp(1, 256);
+    1 << (31 - max.leading_zeros())
 }
