@@ -1,3 +1,4 @@
+// variants: FMT_F32 FMT_F16 FMT_Q8_0 FMT_Q4_0 FMT_Q4_1
 // Embedding gather: out[t] = dequantized table row ids[t], one workgroup per token.
 // The table may be split into row chunks: this dispatch holds rows [row_start, row_start + rows)
 // and writes only the tokens whose id falls there; the dispatch of the last chunk also writes

@@ -60,7 +60,9 @@ impl SamplingParams {
         let penalty = self.repetition_penalty != 1.0 && self.repeat_last_n > 0;
         match (self.greedy(), penalty) {
             (true, false) => LogitsNeed::Argmax,
-            (false, false) if self.top_k > 0 && self.top_k <= MAX_GPU_TOP_K => LogitsNeed::TopK(self.top_k),
+            (false, false) if self.top_k > 0 && self.top_k <= MAX_GPU_TOP_K => {
+                LogitsNeed::TopK(self.top_k)
+            }
             _ => LogitsNeed::Full,
         }
     }
@@ -88,7 +90,11 @@ impl Sampler {
             let window = &recent[recent.len().saturating_sub(p.repeat_last_n)..];
             for c in cands.iter_mut() {
                 if window.contains(&c.1) {
-                    c.0 = if c.0 > 0.0 { c.0 / p.repetition_penalty } else { c.0 * p.repetition_penalty };
+                    c.0 = if c.0 > 0.0 {
+                        c.0 / p.repetition_penalty
+                    } else {
+                        c.0 * p.repetition_penalty
+                    };
                 }
             }
         }
@@ -101,7 +107,10 @@ impl Sampler {
             cands.truncate(p.top_k);
         }
         let max = cands[0].0;
-        let mut probs: Vec<f64> = cands.iter().map(|c| (((c.0 - max) / p.temperature) as f64).exp()).collect();
+        let mut probs: Vec<f64> = cands
+            .iter()
+            .map(|c| (((c.0 - max) / p.temperature) as f64).exp())
+            .collect();
         let total: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|x| *x /= total);
         let mut keep = probs.len();
@@ -136,7 +145,11 @@ mod tests {
     use super::*;
 
     fn cands(logits: &[f32]) -> Vec<(f32, u32)> {
-        logits.iter().enumerate().map(|(i, &l)| (l, i as u32)).collect()
+        logits
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (l, i as u32))
+            .collect()
     }
 
     #[test]
@@ -148,7 +161,10 @@ mod tests {
 
     #[test]
     fn penalty_changes_greedy_choice_and_needs_full_logits() {
-        let p = SamplingParams { repetition_penalty: 2.0, ..Default::default() };
+        let p = SamplingParams {
+            repetition_penalty: 2.0,
+            ..Default::default()
+        };
         assert_eq!(p.need(), LogitsNeed::Full);
         let mut s = Sampler::new(p);
         // 3.0 / 2 = 1.5 < 2.0: token 1 was seen, so token 2 wins.
@@ -159,19 +175,31 @@ mod tests {
 
     #[test]
     fn seeded_sampling_is_reproducible_and_respects_filters() {
-        let p = SamplingParams { temperature: 1.0, top_k: 3, top_p: 1.0, min_p: 0.0, seed: 7, ..Default::default() };
+        let p = SamplingParams {
+            temperature: 1.0,
+            top_k: 3,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 7,
+            ..Default::default()
+        };
         assert_eq!(p.need(), LogitsNeed::TopK(3));
         let logits = cands(&[2.0, 1.9, 1.8, 5.0, -3.0]);
         let run = |p: &SamplingParams| {
             let mut s = Sampler::new(p.clone());
-            (0..200).map(|_| s.sample(logits.clone(), &[])).collect::<Vec<_>>()
+            (0..200)
+                .map(|_| s.sample(logits.clone(), &[]))
+                .collect::<Vec<_>>()
         };
         let a = run(&p);
         assert_eq!(a, run(&p), "same seed, same tokens");
         assert!(a.iter().all(|t| [3, 0, 1].contains(t)), "top-3 only");
         assert!(a.iter().filter(|&&t| t == 3).count() > 150, "5.0 dominates");
         // min_p 0.5 keeps only tokens within half of the top probability: here only id 3.
-        let strict = SamplingParams { min_p: 0.5, ..p.clone() };
+        let strict = SamplingParams {
+            min_p: 0.5,
+            ..p.clone()
+        };
         assert!(run(&strict).iter().all(|&t| t == 3));
         // top_p tiny keeps only the top token.
         let nucleus = SamplingParams { top_p: 0.01, ..p };
@@ -180,10 +208,19 @@ mod tests {
 
     #[test]
     fn high_temperature_spreads_choices() {
-        let p = SamplingParams { temperature: 100.0, top_k: 0, top_p: 1.0, min_p: 0.0, seed: 1, ..Default::default() };
+        let p = SamplingParams {
+            temperature: 100.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 1,
+            ..Default::default()
+        };
         assert_eq!(p.need(), LogitsNeed::Full);
         let mut s = Sampler::new(p);
-        let picks: std::collections::HashSet<u32> = (0..300).map(|_| s.sample(cands(&[1.0, 0.0, 0.5, 0.2]), &[])).collect();
+        let picks: std::collections::HashSet<u32> = (0..300)
+            .map(|_| s.sample(cands(&[1.0, 0.0, 0.5, 0.2]), &[]))
+            .collect();
         assert_eq!(picks.len(), 4);
     }
 }

@@ -130,7 +130,7 @@ fn embed_rejects_bad_input() {
     for_each_gpu(|t| {
         let gpu = &t.gpu;
         let msg = |r: tokenmill::gpu::Result<Vec<tokenmill::gpu::Dispatch>>| {
-            r.err().expect("an error").to_string()
+            r.expect_err("an error").to_string()
         };
         let table = gpu
             .upload_chunked("table", [4, 32], DType::Q8_0, &[0u8; 4 * 34])

@@ -46,8 +46,20 @@ fn kernel_needing_a_missing_feature_is_refused() {
             flags: ["F16"].into_iter().collect(),
             overrides: vec![],
         };
-        let err = gpu.kernel("add_f16", &key, &[BindingKind::Uniform]).err().expect("refused");
-        assert!(matches!(err, GpuError::MissingFeature { kernel: "add_f16", feature: "SHADER_F16", .. }), "{err}");
+        let err = gpu
+            .kernel("add_f16", &key, &[BindingKind::Uniform])
+            .expect_err("refused");
+        assert!(
+            matches!(
+                err,
+                GpuError::MissingFeature {
+                    kernel: "add_f16",
+                    feature: "SHADER_F16",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     });
 }
 
@@ -55,13 +67,19 @@ fn kernel_needing_a_missing_feature_is_refused() {
 fn wrong_sizes_and_dtypes_are_shape_errors() {
     for_each_gpu(|t| {
         let gpu = &t.gpu;
-        let err = gpu.upload("w", &[3, 40], DType::Q4_0, &[0; 10]).err().expect("40 is not whole blocks");
+        let err = gpu
+            .upload("w", &[3, 40], DType::Q4_0, &[0; 10])
+            .expect_err("40 is not whole blocks");
         assert!(matches!(err, GpuError::Shape { kernel: "w", .. }), "{err}");
-        let err = gpu.upload_f32("x", &[5], &[0.0; 4]).err().expect("byte count");
+        let err = gpu
+            .upload_f32("x", &[5], &[0.0; 4])
+            .expect_err("byte count");
         assert!(err.to_string().contains("expected 20"), "{err}");
         let a = gpu.upload_f32("a", &[4], &[1.0; 4]).unwrap();
         let h = gpu.upload_f16("h", &[4], &[half::f16::ONE; 4]).unwrap();
-        let err = Elementwise::Add.prepare(gpu, &a, &h, &a).err().expect("dtype");
+        let err = Elementwise::Add
+            .prepare(gpu, &a, &h, &a)
+            .expect_err("dtype");
         assert!(err.to_string().contains("b is f16"), "{err}");
     });
 }
@@ -72,16 +90,29 @@ fn tensors_past_the_binding_limit_are_refused_or_chunked() {
         max_binding_size: Some(1 << 20),
         ..Default::default()
     });
-    let Ok(gpu) = gpu else { return assert!(gpus().is_empty()) };
+    let Ok(gpu) = gpu else {
+        return assert!(gpus().is_empty());
+    };
     assert_eq!(gpu.caps.max_binding(), 1 << 20);
-    let err = gpu.zeros("big", &[1 << 19], DType::F32).err().expect("2 MiB > 1 MiB");
+    let err = gpu
+        .zeros("big", &[1 << 19], DType::F32)
+        .expect_err("2 MiB > 1 MiB");
     assert!(
-        matches!(err, GpuError::TooLarge { kernel: "big", limit_name: "max_storage_buffer_binding_size", .. }),
+        matches!(
+            err,
+            GpuError::TooLarge {
+                kernel: "big",
+                limit_name: "max_storage_buffer_binding_size",
+                ..
+            }
+        ),
         "{err}"
     );
     // The same data as a row-chunked tensor: 3 chunks of at most 1 MiB, rows intact.
     let bytes = vec![0u8; 600 * 1024 * 4];
-    let t = gpu.upload_chunked("big", [600, 1024], DType::F32, &bytes).unwrap();
+    let t = gpu
+        .upload_chunked("big", [600, 1024], DType::F32, &bytes)
+        .unwrap();
     assert_eq!(t.chunks.len(), 3);
     assert_eq!(t.chunks.iter().map(|(_, c)| c.shape[0]).sum::<usize>(), 600);
     assert!(t.chunks.iter().all(|(_, c)| c.nbytes() <= 1 << 20));
@@ -99,22 +130,59 @@ fn validation_errors_name_the_kernel() {
             overrides: vec![("WG", 64)],
         };
         let kernel = gpu
-            .kernel("add", &key, &[BindingKind::Uniform, BindingKind::ReadOnly, BindingKind::ReadOnly, BindingKind::ReadWrite])
+            .kernel(
+                "add",
+                &key,
+                &[
+                    BindingKind::Uniform,
+                    BindingKind::ReadOnly,
+                    BindingKind::ReadOnly,
+                    BindingKind::ReadWrite,
+                ],
+            )
             .unwrap();
         let a = gpu.upload_f32("a", &[4], &[1.0; 4]).unwrap();
         // Binding a storage buffer where the layout wants a uniform is invalid.
-        let err = gpu.dispatch(&kernel, &[a.binding(), a.binding(), a.binding(), a.binding()], [1, 1, 1]).err().expect("invalid");
-        assert!(matches!(&err, GpuError::Validation { kernel, .. } if kernel == "add"), "{err}");
+        let err = gpu
+            .dispatch(
+                &kernel,
+                &[a.binding(), a.binding(), a.binding(), a.binding()],
+                [1, 1, 1],
+            )
+            .expect_err("invalid");
+        assert!(
+            matches!(&err, GpuError::Validation { kernel, .. } if kernel == "add"),
+            "{err}"
+        );
         // Too many workgroups for one dimension is caught before the GPU sees it.
-        let err = gpu.dispatch(&kernel, &[], [u32::MAX, 1, 1]).err().expect("too many");
-        assert!(matches!(err, GpuError::TooLarge { limit_name: "max_compute_workgroups_per_dimension", .. }), "{err}");
+        let err = gpu
+            .dispatch(&kernel, &[], [u32::MAX, 1, 1])
+            .expect_err("too many");
+        assert!(
+            matches!(
+                err,
+                GpuError::TooLarge {
+                    limit_name: "max_compute_workgroups_per_dimension",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     });
 }
 
 #[test]
 fn out_of_memory_maps_to_a_typed_error() {
-    let err = GpuError::from_wgpu_for_test("matvec", wgpu::Error::OutOfMemory { source: "no memory".into() });
-    assert!(matches!(&err, GpuError::OutOfMemory { what } if what.contains("matvec")), "{err}");
+    let err = GpuError::from_wgpu_for_test(
+        "matvec",
+        wgpu::Error::OutOfMemory {
+            source: "no memory".into(),
+        },
+    );
+    assert!(
+        matches!(&err, GpuError::OutOfMemory { what } if what.contains("matvec")),
+        "{err}"
+    );
     // A buffer larger than the device allows is refused with a typed error, not a panic.
     for_each_gpu(|t| {
         let limit = t.gpu.caps.limits.max_buffer_size;
@@ -125,16 +193,27 @@ fn out_of_memory_maps_to_a_typed_error() {
 
 #[test]
 fn a_lost_device_is_reported() {
-    let Ok(gpu) = open(DeviceChoice::Auto) else { return assert!(gpus().is_empty()) };
+    let Ok(gpu) = open(DeviceChoice::Auto) else {
+        return assert!(gpus().is_empty());
+    };
     let a = gpu.upload_f32("a", &[4], &[1.0; 4]).unwrap();
     let out = gpu.zeros("out", &[4], DType::F32).unwrap();
     let d = Elementwise::Add.prepare(&gpu, &a, &a, &out).unwrap();
     gpu.run(&[d]).unwrap();
     gpu.device.destroy();
     let d = Elementwise::Add.prepare(&gpu, &a, &a, &out);
-    let err = d.and_then(|d| gpu.run(&[d])).err().expect("device destroyed");
-    assert!(matches!(err, GpuError::DeviceLost { .. } | GpuError::Validation { .. }), "{err}");
-    assert!(err.to_string().to_lowercase().contains("lost") || err.to_string().contains("destroyed"), "{err}");
+    let err = d.and_then(|d| gpu.run(&[d])).expect_err("device destroyed");
+    assert!(
+        matches!(
+            err,
+            GpuError::DeviceLost { .. } | GpuError::Validation { .. }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().to_lowercase().contains("lost") || err.to_string().contains("destroyed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -144,13 +223,20 @@ fn pipeline_cache_is_written_and_reused() {
         pipeline_cache_dir: Some(dir.clone()),
         ..Default::default()
     };
-    let Ok(gpu) = Gpu::open_blocking(&opts) else { return assert!(gpus().is_empty()) };
-    if !gpu.device.features().contains(wgpu::Features::PIPELINE_CACHE) {
+    let Ok(gpu) = Gpu::open_blocking(&opts) else {
+        return assert!(gpus().is_empty());
+    };
+    if !gpu
+        .device
+        .features()
+        .contains(wgpu::Features::PIPELINE_CACHE)
+    {
         return;
     }
     let a = gpu.upload_f32("a", &[3], &[1.0, 2.0, 3.0]).unwrap();
     let out = gpu.zeros("out", &[3], DType::F32).unwrap();
-    gpu.run(&[Elementwise::Silu.prepare(&gpu, &a, &a, &out).unwrap()]).unwrap();
+    gpu.run(&[Elementwise::Silu.prepare(&gpu, &a, &a, &out).unwrap()])
+        .unwrap();
     gpu.save_pipeline_cache();
     let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
     assert_eq!(files.len(), 1, "one cache file per adapter key");
@@ -160,7 +246,8 @@ fn pipeline_cache_is_written_and_reused() {
     let gpu = Gpu::open_blocking(&opts).unwrap();
     let a = gpu.upload_f32("a", &[3], &[1.0, 2.0, 3.0]).unwrap();
     let out = gpu.zeros("out", &[3], DType::F32).unwrap();
-    gpu.run(&[Elementwise::Silu.prepare(&gpu, &a, &a, &out).unwrap()]).unwrap();
+    gpu.run(&[Elementwise::Silu.prepare(&gpu, &a, &a, &out).unwrap()])
+        .unwrap();
     let got = gpu.read_f32(&out).unwrap();
     assert!((got[2] - 3.0 / (1.0 + (-3.0f32).exp())).abs() < 1e-5);
     let _ = std::fs::remove_dir_all(&dir);

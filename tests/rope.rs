@@ -33,8 +33,8 @@ fn check(what: &str, got: &[f32], want: &[f32], x: &[f32], max_pos: usize) {
     }
 }
 
-fn msg<T>(r: tokenmill::gpu::Result<T>) -> String {
-    r.err().expect("an error").to_string()
+fn msg<T: std::fmt::Debug>(r: tokenmill::gpu::Result<T>) -> String {
+    r.expect_err("an error").to_string()
 }
 
 fn run_rope(

@@ -40,10 +40,15 @@ fn translate(name: &str, flags: &Flags) -> Result<usize, String> {
     let (module, info) = shader::validate(&text, flags)?;
     let constants = back::PipelineConstants::default();
     let mut outputs = 0;
-    for ep in module.entry_points.iter().filter(|e| e.stage == naga::ShaderStage::Compute) {
+    for ep in module
+        .entry_points
+        .iter()
+        .filter(|e| e.stage == naga::ShaderStage::Compute)
+    {
         let entry = Some((naga::ShaderStage::Compute, ep.name.as_str()));
-        let (module, info) = back::pipeline_constants::process_overrides(&module, &info, entry, &constants)
-            .map_err(|e| format!("{}: overrides: {e}", ep.name))?;
+        let (module, info) =
+            back::pipeline_constants::process_overrides(&module, &info, entry, &constants)
+                .map_err(|e| format!("{}: overrides: {e}", ep.name))?;
         let err = |lang: &str, e: &dyn std::fmt::Display| format!("{} -> {lang}: {e}", ep.name);
 
         let spv_opts = back::spv::Options::default();
@@ -51,7 +56,8 @@ fn translate(name: &str, flags: &Flags) -> Result<usize, String> {
             shader_stage: naga::ShaderStage::Compute,
             entry_point: ep.name.clone(),
         };
-        let words = back::spv::write_vec(&module, &info, &spv_opts, Some(&spv_pipe)).map_err(|e| err("SPIR-V", &e))?;
+        let words = back::spv::write_vec(&module, &info, &spv_opts, Some(&spv_pipe))
+            .map_err(|e| err("SPIR-V", &e))?;
         assert!(words.len() > 5 && words[0] == 0x0723_0203, "SPIR-V magic");
 
         let msl_opts = back::msl::Options {
@@ -62,7 +68,8 @@ fn translate(name: &str, flags: &Flags) -> Result<usize, String> {
             entry_point: Some((naga::ShaderStage::Compute, ep.name.clone())),
             ..Default::default()
         };
-        let (msl, _) = back::msl::write_string(&module, &info, &msl_opts, &msl_pipe).map_err(|e| err("MSL", &e))?;
+        let (msl, _) = back::msl::write_string(&module, &info, &msl_opts, &msl_pipe)
+            .map_err(|e| err("MSL", &e))?;
         assert!(msl.contains("kernel"), "MSL has a kernel");
 
         let hlsl_opts = back::hlsl::Options {
@@ -90,9 +97,16 @@ fn translate(name: &str, flags: &Flags) -> Result<usize, String> {
                 multiview: None,
             };
             let mut glsl = String::new();
-            back::glsl::Writer::new(&mut glsl, &module, &info, &glsl_opts, &glsl_pipe, Default::default())
-                .and_then(|mut w| w.write())
-                .map_err(|e| err("GLSL", &e))?;
+            back::glsl::Writer::new(
+                &mut glsl,
+                &module,
+                &info,
+                &glsl_opts,
+                &glsl_pipe,
+                Default::default(),
+            )
+            .and_then(|mut w| w.write())
+            .map_err(|e| err("GLSL", &e))?;
             assert!(glsl.contains("local_size_x"), "GLSL has a workgroup size");
         }
         outputs += 1;
@@ -115,7 +129,12 @@ fn every_shader_variant_translates_to_every_backend() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} variant(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} variant(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(checked >= 6 * 4, "only {checked} entry points checked");
 }
 

@@ -124,7 +124,7 @@ fn topk_rejects_bad_input() {
         let gpu = &t.gpu;
         let logits = gpu.zeros("logits", &[100], DType::F32).unwrap();
         let msg = |r: tokenmill::gpu::Result<Vec<tokenmill::gpu::Dispatch>>| {
-            r.err().expect("an error").to_string()
+            r.expect_err("an error").to_string()
         };
         for k in [0usize, 65] {
             let out = gpu.zeros("out", &[k.max(1), 2], DType::U32).unwrap();

@@ -36,7 +36,19 @@ fn mib(bytes: u64) -> String {
 
 /// A plain-text table, columns sized to their contents.
 pub fn table(adapters: &[AdapterDesc]) -> String {
-    let header = ["#", "name", "vendor", "type", "backend", "driver", "f16", "subgroup", "timestamps", "max binding", "subgroup size"];
+    let header = [
+        "#",
+        "name",
+        "vendor",
+        "type",
+        "backend",
+        "driver",
+        "f16",
+        "subgroup",
+        "timestamps",
+        "max binding",
+        "subgroup size",
+    ];
     let rows: Vec<Vec<String>> = adapters
         .iter()
         .map(|d| {
@@ -44,7 +56,11 @@ pub fn table(adapters: &[AdapterDesc]) -> String {
                 d.index.to_string(),
                 d.name.clone(),
                 format!("{} ({:#06x})", d.vendor, d.vendor_id),
-                format!("{}{}", d.device_type, if d.software { " (software)" } else { "" }),
+                format!(
+                    "{}{}",
+                    d.device_type,
+                    if d.software { " (software)" } else { "" }
+                ),
                 d.backend.clone(),
                 format!("{} {}", d.driver, d.driver_info).trim().to_string(),
                 yes(d, "SHADER_F16").into(),

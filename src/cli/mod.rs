@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 mod devices;
 
 #[derive(Parser)]
-#[command(name = "tokenmill", version, about = "Portable LLM inference on any GPU (wgpu: Vulkan, Metal, DX12, WebGPU)")]
+#[command(
+    name = "tokenmill",
+    version,
+    about = "Portable LLM inference on any GPU (wgpu: Vulkan, Metal, DX12, WebGPU)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -14,14 +14,19 @@ pub enum GpuError {
         #[source]
         source: wgpu::RequestDeviceError,
     },
-    #[error("kernel '{kernel}' needs the device feature {feature}, which '{adapter}' did not grant")]
+    #[error(
+        "kernel '{kernel}' needs the device feature {feature}, which '{adapter}' did not grant"
+    )]
     MissingFeature {
         kernel: &'static str,
         feature: &'static str,
         adapter: String,
     },
     #[error("kernel '{kernel}': shape mismatch: {detail}")]
-    Shape { kernel: &'static str, detail: String },
+    Shape {
+        kernel: &'static str,
+        detail: String,
+    },
     #[error("kernel '{kernel}': {bytes} bytes exceed the device limit {limit_name} = {limit}")]
     TooLarge {
         kernel: &'static str,

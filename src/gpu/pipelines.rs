@@ -43,6 +43,18 @@ pub struct Dispatch {
     pub workgroups: [u32; 3],
 }
 
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kernel({})", self.name)
+    }
+}
+
+impl std::fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dispatch({} {:?})", self.kernel, self.workgroups)
+    }
+}
+
 pub(crate) struct Pipelines {
     kernels: Mutex<HashMap<PipelineKey, Kernel>>,
     layouts: Mutex<HashMap<Vec<BindingKind>, Arc<wgpu::BindGroupLayout>>>,
@@ -176,10 +188,12 @@ impl Gpu {
         let constants: Vec<(&str, f64)> =
             key.overrides.iter().map(|(n, v)| (*n, *v as f64)).collect();
         let pipeline = self.scoped_sync(name, || {
-            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(key.shader),
-                source: wgpu::ShaderSource::Wgsl(text.as_str().into()),
-            });
+            let module = self
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(key.shader),
+                    source: wgpu::ShaderSource::Wgsl(text.as_str().into()),
+                });
             let pl = self
                 .device
                 .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {

@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 /// Every shader file in shaders/, by name.
 pub const SHADERS: &[(&str, &str)] = &[
     ("common", include_str!("../../shaders/common.wgsl")),
-    ("elementwise", include_str!("../../shaders/elementwise.wgsl")),
+    (
+        "elementwise",
+        include_str!("../../shaders/elementwise.wgsl"),
+    ),
     ("embed", include_str!("../../shaders/embed.wgsl")),
     ("norm", include_str!("../../shaders/norm.wgsl")),
     ("rope", include_str!("../../shaders/rope.wgsl")),
@@ -38,10 +41,14 @@ pub fn preprocess(src: &str, flags: &Flags) -> Result<String, String> {
             };
             stack.push((value, value));
         } else if t.starts_with("#else") {
-            let top = stack.last_mut().ok_or(format!("line {}: #else without #if", n + 1))?;
+            let top = stack
+                .last_mut()
+                .ok_or(format!("line {}: #else without #if", n + 1))?;
             *top = (!top.1, true);
         } else if t.starts_with("#endif") {
-            stack.pop().ok_or(format!("line {}: #endif without #if", n + 1))?;
+            stack
+                .pop()
+                .ok_or(format!("line {}: #endif without #if", n + 1))?;
         } else if t.starts_with('#') {
             return Err(format!("line {}: unknown directive '{t}'", n + 1));
         } else if active(&stack) {
@@ -85,9 +92,13 @@ pub fn capabilities(flags: &Flags) -> naga::valid::Capabilities {
 }
 
 /// Parse and validate WGSL with naga for the variant `flags`, returning naga's message on error.
-pub fn validate(text: &str, flags: &Flags) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
+pub fn validate(
+    text: &str,
+    flags: &Flags,
+) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
     let module = naga::front::wgsl::parse_str(text).map_err(|e| e.emit_to_string(text))?;
-    let mut v = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities(flags));
+    let mut v =
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities(flags));
     v.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
     let info = v.validate(&module).map_err(|e| e.emit_to_string(text))?;
     Ok((module, info))
@@ -96,7 +107,10 @@ pub fn validate(text: &str, flags: &Flags) -> Result<(naga::Module, naga::valid:
 /// Variant flags a shader declares in a `// variants: A B C` header line (each built alone).
 pub fn declared_variants(name: &str) -> Vec<&'static str> {
     source(name)
-        .and_then(|s| s.lines().find_map(|l| l.trim().strip_prefix("// variants:")))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.trim().strip_prefix("// variants:"))
+        })
         .map(|v| v.split_whitespace().collect())
         .unwrap_or_default()
 }

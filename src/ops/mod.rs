@@ -34,7 +34,8 @@ pub struct StepParams {
 const _: () = assert!(std::mem::size_of::<StepParams>() == 16);
 
 /// WGSL declaration matching `StepParams`, for shaders that bind it.
-pub const STEP_PARAMS_WGSL: &str = "struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }";
+pub const STEP_PARAMS_WGSL: &str =
+    "struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }";
 
 impl StepParams {
     pub fn new(pos: usize, n_tokens: usize) -> Self {
@@ -51,7 +52,9 @@ impl StepParams {
 /// of two <= 256 the device allows. Their non-subgroup tree reduction needs a power of two.
 pub(crate) fn reduce_wg(gpu: &crate::gpu::Gpu) -> u32 {
     let l = &gpu.caps.limits;
-    let max = l.max_compute_invocations_per_workgroup.min(l.max_compute_workgroup_size_x);
+    let max = l
+        .max_compute_invocations_per_workgroup
+        .min(l.max_compute_workgroup_size_x);
     let max = max.clamp(1, 256);
     1 << (31 - max.leading_zeros())
 }

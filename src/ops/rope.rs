@@ -94,6 +94,7 @@ impl RopeConfig {
 }
 
 /// A RoPE op bound to one model's settings and its frequency table on the GPU.
+#[derive(Debug)]
 pub struct Rope {
     pub cfg: RopeConfig,
     freqs: GpuTensor,
