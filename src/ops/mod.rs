@@ -5,9 +5,13 @@
 //! Ops whose work depends on the decode position read it from a shared `StepParams` uniform,
 //! which the caller rewrites with `queue.write_buffer` each step; bind groups never change.
 
+pub mod attention;
 pub mod elementwise;
+pub mod kv_cache;
 
+pub use attention::{Attention, Split};
 pub use elementwise::Elementwise;
+pub use kv_cache::{KvCache, KvLayer};
 
 /// Per-step values shared by every kernel of a forward pass (binding it is the op's choice).
 #[repr(C)]
