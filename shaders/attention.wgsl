@@ -5,8 +5,8 @@
 //             with SPLIT: 5 partial acc (rw), 6 partial (max, sum) (rw)
 //   MERGE     0 step, 1 params, 2 partial acc, 3 partial (max, sum), 4 out (rw)
 //   PREFILL   0 step, 1 params, 2 q, 3 k cache, 4 v cache, 5 out (rw)
-// Caches are [n_kv_heads, max_ctx, HD] of f16 (KV_F16) or f32; everything else is f32.
-// All arrays are read as vec4 (HD is a multiple of 4). Arithmetic is f32 throughout.
+// Caches are [n_kv_heads, max_ctx, head_dim] of f16 (KV_F16) or f32; everything else is f32.
+// All arrays are read as vec4 (head_dim is a multiple of 4). Arithmetic is f32 throughout.
 
 struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }
 
@@ -18,7 +18,11 @@ struct Params {
     scale: f32,
     splits: u32,
     n_tokens: u32, // token capacity of the prepared q / new-row buffers
-    _pad: u32,
+    hd4: u32, // head_dim / 4
+    bq: u32, // prefill: query rows per workgroup
+    bk: u32, // prefill: keys per tile
+    nv: u32, // prefill: output vec4s per thread
+    _pad0: u32,
 }
 
 @group(0) @binding(0) var<uniform> step: StepParams;
@@ -31,7 +35,6 @@ alias kv4 = vec4<f32>;
 #endif
 
 override WG: u32 = 64u;
-override HD: u32 = 64u;
 
 // Masked / empty: finite, so max and exp never see inf - inf.
 const NEG: f32 = -1.0e30;
@@ -42,11 +45,11 @@ const NEG: f32 = -1.0e30;
 @group(0) @binding(4) var<storage, read_write> kc: array<kv4>;
 @group(0) @binding(5) var<storage, read_write> vc: array<kv4>;
 
-// One thread per 4 values of [n_tokens, n_kv_heads, HD]; rows land at step.pos + token.
+// One thread per 4 values of [n_tokens, n_kv_heads, head_dim]; rows land at step.pos + token.
 @compute @workgroup_size(WG)
 fn kv_store(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = linear_group(wid, nwg) * WG + lid.x;
-    let hd4 = HD / 4u;
+    let hd4 = p.hd4;
     let per_token = p.n_kv_heads * hd4;
     let t = i / per_token;
     let pos = step.pos + t;
@@ -130,7 +133,7 @@ fn wg_sum(x: f32) -> f32 {
 #endif
 
 // Workgroup (head, split). Keys go in tiles of WG: thread i scores key j0 + i (full dot with
-// q), then WG / (HD/4) rows of HD/4 threads accumulate p * V with coalesced vec4 reads.
+// q), then WG / hd4 rows of hd4 = head_dim / 4 threads accumulate p * V with coalesced vec4 reads.
 // Online softmax: running max m (same in every thread), per-thread partial sums rescaled alike.
 @compute @workgroup_size(WG)
 fn decode(
@@ -150,7 +153,7 @@ fn decode(
 #endif
     let h = wid.x;
     let s = wid.y;
-    let hd4 = HD / 4u;
+    let hd4 = p.hd4;
     let seq = min(step.seq_len, p.max_ctx);
     let chunk = (seq + p.splits - 1u) / p.splits;
     let start = min(s * chunk, seq);
@@ -223,7 +226,7 @@ fn decode(
 @compute @workgroup_size(WG)
 fn decode_merge(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let h = wid.x;
-    let hd4 = HD / 4u;
+    let hd4 = p.hd4;
     let first = h * p.splits;
     var mx = NEG;
     for (var s = 0u; s < p.splits; s++) {
@@ -250,11 +253,8 @@ fn decode_merge(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 @group(0) @binding(4) var<storage, read> vc: array<kv4>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
 
-// Query rows per workgroup, keys per tile, and output vec4s per thread (chosen in Rust so the
-// tiles fit the const-sized arrays below: BQ*HD <= 1024, BK*HD <= 1024, BQ*BK <= 512).
-override BQ: u32 = 16u;
-override BK: u32 = 16u;
-override NV: u32 = 2u;
+// Tiles (p.bq query rows, p.bk keys, p.nv output vec4s per thread) are chosen in Rust to fit
+// the const-sized arrays below: bq * head_dim <= 1024, bk * head_dim <= 1024, bq * bk <= 512.
 const MAX_BQ: u32 = 128u;
 const MAX_NV: u32 = 4u;
 
@@ -268,19 +268,21 @@ var<workgroup> alpha_t: array<f32, MAX_BQ>;
 
 // Workgroup (row block, kv head). Rows are (token, query head of this kv head) pairs, head
 // fastest, so the heads sharing a kv head share its K/V tiles. Token t sits at step.pos + t
-// and sees keys 0..=step.pos + t. Each row's output is owned by WG / BQ threads.
+// and sees keys 0..=step.pos + t. Each row's output is owned by WG / bq threads.
 @compute @workgroup_size(WG)
 fn prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let kvh = wid.y;
-    let hd4 = HD / 4u;
+    let hd4 = p.hd4;
+    let bq = p.bq;
+    let bk = p.bk;
     let g = p.group;
     let n_rows = min(step.n_tokens, p.n_tokens) * g;
-    let r0 = wid.x * BQ;
+    let r0 = wid.x * bq;
     if r0 >= n_rows { return; }
-    let last_token = (min(r0 + BQ, n_rows) - 1u) / g;
+    let last_token = (min(r0 + bq, n_rows) - 1u) / g;
     let kv_end = min(step.pos + last_token + 1u, p.max_ctx);
 
-    for (var e = lid; e < BQ * hd4; e += WG) {
+    for (var e = lid; e < bq * hd4; e += WG) {
         let row = r0 + e / hd4;
         var x = vec4<f32>(0.0);
         if row < n_rows {
@@ -289,22 +291,22 @@ fn prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
         }
         q_t[e] = x;
     }
-    if lid < BQ {
+    if lid < bq {
         m_t[lid] = NEG;
         l_t[lid] = 0.0;
     }
 
-    let tpr = WG / BQ;
+    let tpr = WG / bq;
     let my_r = lid / tpr;
     let my_t = lid % tpr;
     let base = kvh * p.max_ctx;
     var acc: array<vec4<f32>, MAX_NV>;
     for (var k = 0u; k < MAX_NV; k++) { acc[k] = vec4<f32>(0.0); }
 
-    for (var j0 = 0u; j0 < kv_end; j0 += BK) {
+    for (var j0 = 0u; j0 < kv_end; j0 += bk) {
         // Earlier readers of the tiles (or the q / stats initialization) are done.
         workgroupBarrier();
-        for (var e = lid; e < BK * hd4; e += WG) {
+        for (var e = lid; e < bk * hd4; e += WG) {
             let key = j0 + e / hd4;
             var kk = vec4<f32>(0.0);
             var vv = vec4<f32>(0.0);
@@ -317,9 +319,9 @@ fn prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
             v_t[e] = vv;
         }
         workgroupBarrier();
-        for (var e = lid; e < BQ * BK; e += WG) {
-            let r = e / BK;
-            let j = e % BK;
+        for (var e = lid; e < bq * bk; e += WG) {
+            let r = e / bk;
+            let j = e % bk;
             let row = r0 + r;
             let key = j0 + j;
             var sc = NEG;
@@ -333,15 +335,15 @@ fn prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
             p_t[e] = sc;
         }
         workgroupBarrier();
-        if lid < BQ {
+        if lid < bq {
             let m_old = m_t[lid];
             var mx = m_old;
-            for (var j = 0u; j < BK; j++) { mx = max(mx, p_t[lid * BK + j]); }
+            for (var j = 0u; j < bk; j++) { mx = max(mx, p_t[lid * bk + j]); }
             var sum = 0.0;
-            for (var j = 0u; j < BK; j++) {
-                let sc = p_t[lid * BK + j];
+            for (var j = 0u; j < bk; j++) {
+                let sc = p_t[lid * bk + j];
                 let e = select(0.0, exp(sc - mx), sc > NEG);
-                p_t[lid * BK + j] = e;
+                p_t[lid * bk + j] = e;
                 sum += e;
             }
             let a = exp(m_old - mx);
@@ -351,12 +353,12 @@ fn prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
         }
         workgroupBarrier();
         let a = alpha_t[my_r];
-        for (var k = 0u; k < NV; k++) {
+        for (var k = 0u; k < p.nv; k++) {
             let c = my_t + k * tpr;
             if c < hd4 {
                 var x = acc[k] * a;
-                for (var j = 0u; j < BK; j++) {
-                    x += p_t[my_r * BK + j] * v_t[j * hd4 + c];
+                for (var j = 0u; j < bk; j++) {
+                    x += p_t[my_r * bk + j] * v_t[j * hd4 + c];
                 }
                 acc[k] = x;
             }
@@ -367,7 +369,7 @@ fn prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     if row < n_rows {
         let l = l_t[my_r];
         let o = ((row / g) * p.n_heads + kvh * g + row % g) * hd4;
-        for (var k = 0u; k < NV; k++) {
+        for (var k = 0u; k < p.nv; k++) {
             let c = my_t + k * tpr;
             if c < hd4 {
                 out[o + c] = select(vec4<f32>(0.0), acc[k] / l, l > 0.0);

@@ -30,9 +30,13 @@ pub(crate) struct AttnParams {
     pub scale: f32,
     pub splits: u32,
     pub n_tokens: u32,
+    pub hd4: u32,
+    pub bq: u32,
+    pub bk: u32,
+    pub nv: u32,
     pub _pad: u32,
 }
-const _: () = assert!(std::mem::size_of::<AttnParams>() == 32);
+const _: () = assert!(std::mem::size_of::<AttnParams>() == 48);
 
 const SINGLE_BINDINGS: &[BindingKind] = &[
     BindingKind::Uniform,
@@ -134,7 +138,8 @@ impl Attention {
             scale: self.scale,
             splits,
             n_tokens: n_tokens as u32,
-            _pad: 0,
+            hd4: (self.head_dim / 4) as u32,
+            ..Default::default()
         }
     }
 
@@ -167,7 +172,7 @@ impl Attention {
             return Err(GpuError::shape(K, format!("{splits} splits; expected 1..={max_splits}")));
         }
         let single = split == Split::Single || (split == Split::Auto && splits == 1);
-        let overrides = vec![("WG", WG_DECODE as i64), ("HD", hd as i64)];
+        let overrides = vec![("WG", WG_DECODE as i64)];
         let params = gpu.uniform(K, &self.params(max_ctx, splits, 1));
         let common = [
             step.as_entire_binding(),
@@ -243,16 +248,16 @@ impl Attention {
             shader: "attention",
             entry: "prefill",
             flags: kv_flags(gpu, K, k_cache.dtype, &["PREFILL"])?,
-            overrides: vec![
-                ("WG", WG_PREFILL as i64),
-                ("HD", hd as i64),
-                ("BQ", bq as i64),
-                ("BK", bk as i64),
-                ("NV", nv as i64),
-            ],
+            overrides: vec![("WG", WG_PREFILL as i64)],
         };
         let kernel = gpu.kernel(K, &key, SINGLE_BINDINGS)?;
-        let params = gpu.uniform(K, &self.params(max_ctx, 1, n_tokens));
+        let params = AttnParams {
+            bq: bq as u32,
+            bk: bk as u32,
+            nv: nv as u32,
+            ..self.params(max_ctx, 1, n_tokens)
+        };
+        let params = gpu.uniform(K, &params);
         let rows = n_tokens * (nh / self.n_kv_heads);
         let blocks = rows.div_ceil(bq).max(1) as u32;
         gpu.dispatch(
@@ -363,9 +368,10 @@ mod tests {
             for features in [&[][..], &["SUBGROUP"], &["F16"], &["F16", "KV_F16", "SUBGROUP"]] {
                 let flags: Flags = section.iter().chain(features).copied().collect();
                 let text = crate::gpu::shader::assemble("attention", &flags).unwrap();
-                if let Err(e) = crate::gpu::shader::validate(&text) {
-                    panic!("{flags:?}: {e}");
-                }
+                let module = crate::gpu::shader::validate(&text).unwrap_or_else(|e| panic!("{flags:?}: {e}"));
+                let params = module.types.iter().find(|(_, t)| t.name.as_deref() == Some("Params"));
+                let size = params.map(|(_, t)| t.inner.size(module.to_ctx()));
+                assert_eq!(size, Some(std::mem::size_of::<AttnParams>() as u32), "{flags:?}");
             }
         }
     }

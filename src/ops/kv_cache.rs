@@ -114,13 +114,14 @@ pub fn kv_store(
         shader: "attention",
         entry: "kv_store",
         flags: kv_flags(gpu, K, k_cache.dtype, &["KV_STORE"])?,
-        overrides: vec![("WG", WG as i64), ("HD", hd as i64)],
+        overrides: vec![("WG", WG as i64)],
     };
     let kernel = gpu.kernel(K, &key, BINDINGS)?;
     let params = AttnParams {
         n_kv_heads: n_kv as u32,
         max_ctx: max_ctx as u32,
         n_tokens: n_tokens as u32,
+        hd4: (hd / 4) as u32,
         ..Default::default()
     };
     let params = gpu.uniform(K, &params);
