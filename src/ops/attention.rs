@@ -5,9 +5,11 @@
 //! Positions come from the `StepParams` uniform when the kernels run, so dispatches are built
 //! once and replayed every step after `queue.write_buffer` on that uniform.
 
-use crate::gpu::{shader::Flags, BindingKind, DType, Dispatch, Gpu, GpuError, GpuTensor, PipelineKey, Result};
+use crate::gpu::{
+    shader::Flags, BindingKind, DType, Dispatch, Gpu, GpuError, GpuTensor, PipelineKey, Result,
+};
 
-use super::kv_cache::cache_shape;
+use super::kv_cache::{cache_shape, KvLayer};
 
 /// Threads per decode / merge workgroup (a power of two, at least head_dim / 4).
 const WG_DECODE: u32 = 64;
@@ -114,9 +116,10 @@ impl Attention {
     }
 
     /// Check the head counts and the caches; returns max_ctx.
-    fn check(&self, kernel: &'static str, k_cache: &GpuTensor, v_cache: &GpuTensor) -> Result<usize> {
+    fn check(&self, kernel: &'static str, kv: &KvLayer) -> Result<usize> {
+        let (k_cache, v_cache) = (&kv.k, &kv.v);
         let (nh, nkv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
-        if nkv == 0 || nh == 0 || nh % nkv != 0 {
+        if nkv == 0 || nh == 0 || !nh.is_multiple_of(nkv) {
             return Err(GpuError::shape(
                 kernel,
                 format!("n_heads {nh} must be a positive multiple of n_kv_heads {nkv}"),
@@ -152,13 +155,12 @@ impl Attention {
         gpu: &Gpu,
         step: &wgpu::Buffer,
         q: &GpuTensor,
-        k_cache: &GpuTensor,
-        v_cache: &GpuTensor,
+        kv: &KvLayer,
         out: &GpuTensor,
         split: Split,
     ) -> Result<Vec<Dispatch>> {
         const K: &str = "attention_decode";
-        let max_ctx = self.check(K, k_cache, v_cache)?;
+        let max_ctx = self.check(K, kv)?;
         let (nh, hd) = (self.n_heads, self.head_dim);
         q.expect(K, "q", &[nh, hd], &[DType::F32])?;
         out.expect(K, "out", &[nh, hd], &[DType::F32])?;
@@ -169,7 +171,10 @@ impl Attention {
         };
         let max_splits = gpu.caps.limits.max_compute_workgroups_per_dimension;
         if splits == 0 || splits > max_splits {
-            return Err(GpuError::shape(K, format!("{splits} splits; expected 1..={max_splits}")));
+            return Err(GpuError::shape(
+                K,
+                format!("{splits} splits; expected 1..={max_splits}"),
+            ));
         }
         let single = split == Split::Single || (split == Split::Auto && splits == 1);
         let overrides = vec![("WG", WG_DECODE as i64)];
@@ -178,14 +183,14 @@ impl Attention {
             step.as_entire_binding(),
             params.as_entire_binding(),
             q.binding(),
-            k_cache.binding(),
-            v_cache.binding(),
+            kv.k.binding(),
+            kv.v.binding(),
         ];
         if single {
             let key = PipelineKey {
                 shader: "attention",
                 entry: "decode",
-                flags: kv_flags(gpu, K, k_cache.dtype, &["DECODE"])?,
+                flags: kv_flags(gpu, K, kv.k.dtype, &["DECODE"])?,
                 overrides,
             };
             let kernel = gpu.kernel(K, &key, SINGLE_BINDINGS)?;
@@ -199,7 +204,7 @@ impl Attention {
         let key = PipelineKey {
             shader: "attention",
             entry: "decode",
-            flags: kv_flags(gpu, K, k_cache.dtype, &["DECODE", "SPLIT"])?,
+            flags: kv_flags(gpu, K, kv.k.dtype, &["DECODE", "SPLIT"])?,
             overrides: overrides.clone(),
         };
         let kernel = gpu.kernel(K, &key, SPLIT_BINDINGS)?;
@@ -233,21 +238,23 @@ impl Attention {
         gpu: &Gpu,
         step: &wgpu::Buffer,
         q: &GpuTensor,
-        k_cache: &GpuTensor,
-        v_cache: &GpuTensor,
+        kv: &KvLayer,
         out: &GpuTensor,
     ) -> Result<Dispatch> {
         const K: &str = "attention_prefill";
-        let max_ctx = self.check(K, k_cache, v_cache)?;
+        let max_ctx = self.check(K, kv)?;
         let (nh, hd) = (self.n_heads, self.head_dim);
         let n_tokens = q.shape.first().copied().unwrap_or(0);
         q.expect(K, "q", &[n_tokens, nh, hd], &[DType::F32])?;
         out.expect(K, "out", &[n_tokens, nh, hd], &[DType::F32])?;
+        if n_tokens == 0 {
+            return Err(GpuError::shape(K, "q has no tokens"));
+        }
         let (bq, bk, nv) = prefill_tiles(hd);
         let key = PipelineKey {
             shader: "attention",
             entry: "prefill",
-            flags: kv_flags(gpu, K, k_cache.dtype, &["PREFILL"])?,
+            flags: kv_flags(gpu, K, kv.k.dtype, &["PREFILL"])?,
             overrides: vec![("WG", WG_PREFILL as i64)],
         };
         let kernel = gpu.kernel(K, &key, SINGLE_BINDINGS)?;
@@ -266,8 +273,8 @@ impl Attention {
                 step.as_entire_binding(),
                 params.as_entire_binding(),
                 q.binding(),
-                k_cache.binding(),
-                v_cache.binding(),
+                kv.k.binding(),
+                kv.v.binding(),
                 out.binding(),
             ],
             [blocks, self.n_kv_heads as u32, 1],
@@ -277,7 +284,14 @@ impl Attention {
     /// CPU reference (f64 softmax): `q` [n_tokens, n_heads, head_dim] for tokens at `pos ..`,
     /// caches `k`, `v` [n_kv_heads, max_ctx, head_dim]; token t sees positions 0..=pos + t.
     /// Decode is the case n_tokens = 1, pos = seq_len - 1.
-    pub fn reference(&self, q: &[f32], pos: usize, k: &[f32], v: &[f32], max_ctx: usize) -> Vec<f32> {
+    pub fn reference(
+        &self,
+        q: &[f32],
+        pos: usize,
+        k: &[f32],
+        v: &[f32],
+        max_ctx: usize,
+    ) -> Vec<f32> {
         let (nh, hd) = (self.n_heads, self.head_dim);
         let group = nh / self.n_kv_heads;
         let n_tokens = q.len() / (nh * hd);
@@ -298,7 +312,9 @@ impl Attention {
                 let w: Vec<f64> = scores.iter().map(|s| (s - mx).exp()).collect();
                 let total: f64 = w.iter().sum();
                 for d in 0..hd {
-                    let acc: f64 = (0..n_keys).map(|j| w[j] * v[(base + j) * hd + d] as f64).sum();
+                    let acc: f64 = (0..n_keys)
+                        .map(|j| w[j] * v[(base + j) * hd + d] as f64)
+                        .sum();
                     out[(t * nh + h) * hd + d] = (acc / total) as f32;
                 }
             }
@@ -320,7 +336,7 @@ fn prefill_tiles(hd: usize) -> (usize, usize, usize) {
 
 /// head_dim must be a multiple of 4 (vec4 access) within the shaders' arrays.
 pub(crate) fn check_head_dim(kernel: &'static str, hd: usize) -> Result<()> {
-    if hd == 0 || hd % 4 != 0 || hd > MAX_HEAD_DIM {
+    if hd == 0 || !hd.is_multiple_of(4) || hd > MAX_HEAD_DIM {
         return Err(GpuError::shape(
             kernel,
             format!("head_dim {hd} must be a multiple of 4 in 4..={MAX_HEAD_DIM}"),
@@ -330,7 +346,12 @@ pub(crate) fn check_head_dim(kernel: &'static str, hd: usize) -> Result<()> {
 }
 
 /// Variant flags for a kernel reading a cache of `dtype` (KV_F16 needs SHADER_F16).
-pub(crate) fn kv_flags(gpu: &Gpu, kernel: &'static str, dtype: DType, extra: &[&'static str]) -> Result<Flags> {
+pub(crate) fn kv_flags(
+    gpu: &Gpu,
+    kernel: &'static str,
+    dtype: DType,
+    extra: &[&'static str],
+) -> Result<Flags> {
     let mut flags = gpu.flags(extra);
     if dtype == DType::F16 {
         if !gpu.caps.f16 {
@@ -353,9 +374,15 @@ mod tests {
     fn prefill_tiles_fit_the_shader_arrays() {
         for hd in (4..=MAX_HEAD_DIM).step_by(4) {
             let (bq, bk, nv) = prefill_tiles(hd);
-            assert!(bq * hd <= PREFILL_TILE && bk * hd <= PREFILL_TILE, "hd {hd}");
+            assert!(
+                bq * hd <= PREFILL_TILE && bk * hd <= PREFILL_TILE,
+                "hd {hd}"
+            );
             assert!(bq * bk <= PREFILL_SCORES && bk >= 1 && bq >= 1, "hd {hd}");
-            assert!(WG_PREFILL as usize % bq == 0 && nv <= 4, "hd {hd}");
+            assert!(
+                (WG_PREFILL as usize).is_multiple_of(bq) && nv <= 4,
+                "hd {hd}"
+            );
         }
         assert_eq!(prefill_tiles(64), (16, 16, 2));
         assert_eq!(prefill_tiles(128), (8, 8, 2));
@@ -363,15 +390,34 @@ mod tests {
 
     #[test]
     fn every_shader_variant_validates() {
-        let sections: [&[&'static str]; 5] = [&["KV_STORE"], &["DECODE"], &["DECODE", "SPLIT"], &["MERGE"], &["PREFILL"]];
+        let sections: [&[&'static str]; 5] = [
+            &["KV_STORE"],
+            &["DECODE"],
+            &["DECODE", "SPLIT"],
+            &["MERGE"],
+            &["PREFILL"],
+        ];
         for section in sections {
-            for features in [&[][..], &["SUBGROUP"], &["F16"], &["F16", "KV_F16", "SUBGROUP"]] {
+            for features in [
+                &[][..],
+                &["SUBGROUP"],
+                &["F16"],
+                &["F16", "KV_F16", "SUBGROUP"],
+            ] {
                 let flags: Flags = section.iter().chain(features).copied().collect();
                 let text = crate::gpu::shader::assemble("attention", &flags).unwrap();
-                let module = crate::gpu::shader::validate(&text).unwrap_or_else(|e| panic!("{flags:?}: {e}"));
-                let params = module.types.iter().find(|(_, t)| t.name.as_deref() == Some("Params"));
+                let module = crate::gpu::shader::validate(&text)
+                    .unwrap_or_else(|e| panic!("{flags:?}: {e}"));
+                let params = module
+                    .types
+                    .iter()
+                    .find(|(_, t)| t.name.as_deref() == Some("Params"));
                 let size = params.map(|(_, t)| t.inner.size(module.to_ctx()));
-                assert_eq!(size, Some(std::mem::size_of::<AttnParams>() as u32), "{flags:?}");
+                assert_eq!(
+                    size,
+                    Some(std::mem::size_of::<AttnParams>() as u32),
+                    "{flags:?}"
+                );
             }
         }
     }

@@ -49,7 +49,13 @@ impl KvCache {
     }
 
     /// A zeroed cache of `n_layers` layers.
-    pub fn new(gpu: &Gpu, n_layers: usize, n_kv_heads: usize, max_ctx: usize, head_dim: usize) -> Result<Self> {
+    pub fn new(
+        gpu: &Gpu,
+        n_layers: usize,
+        n_kv_heads: usize,
+        max_ctx: usize,
+        head_dim: usize,
+    ) -> Result<Self> {
         const K: &str = "kv_cache";
         check_head_dim(K, head_dim)?;
         if n_kv_heads == 0 || max_ctx == 0 {
@@ -79,19 +85,32 @@ impl KvCache {
 
     /// Bytes the cache occupies on the GPU.
     pub fn nbytes(&self) -> u64 {
-        self.layers.iter().map(|l| l.k.nbytes() + l.v.nbytes()).sum()
+        self.layers
+            .iter()
+            .map(|l| l.k.nbytes() + l.v.nbytes())
+            .sum()
     }
 
     /// `kv_store` into layer `layer`.
-    pub fn store(&self, gpu: &Gpu, layer: usize, step: &wgpu::Buffer, k_new: &GpuTensor, v_new: &GpuTensor) -> Result<Dispatch> {
+    pub fn store(
+        &self,
+        gpu: &Gpu,
+        layer: usize,
+        step: &wgpu::Buffer,
+        k_new: &GpuTensor,
+        v_new: &GpuTensor,
+    ) -> Result<Dispatch> {
         let l = self.layers.get(layer).ok_or_else(|| {
-            GpuError::shape("kv_store", format!("layer {layer} of a {}-layer cache", self.layers.len()))
+            GpuError::shape(
+                "kv_store",
+                format!("layer {layer} of a {}-layer cache", self.layers.len()),
+            )
         })?;
-        kv_store(gpu, step, k_new, v_new, &l.k, &l.v)
+        kv_store(gpu, step, k_new, v_new, l)
     }
 }
 
-/// Write `k_new`, `v_new` (f32 [n_tokens, n_kv_heads, head_dim]) into the caches at positions
+/// Write `k_new`, `v_new` (f32 [n_tokens, n_kv_heads, head_dim]) into `kv` at positions
 /// `step.pos ..`, converting to the cache dtype. Reads `pos` and `n_tokens` from the `step`
 /// uniform (`StepParams`) when it runs, so one dispatch serves every step; `n_tokens` here is
 /// the capacity, and `step.n_tokens` may be smaller. Rows past `max_ctx` are dropped.
@@ -100,16 +119,19 @@ pub fn kv_store(
     step: &wgpu::Buffer,
     k_new: &GpuTensor,
     v_new: &GpuTensor,
-    k_cache: &GpuTensor,
-    v_cache: &GpuTensor,
+    kv: &KvLayer,
 ) -> Result<Dispatch> {
     const K: &str = "kv_store";
+    let (k_cache, v_cache) = (&kv.k, &kv.v);
     let [n_kv, max_ctx, hd] = cache_shape(K, k_cache)?;
     check_head_dim(K, hd)?;
     v_cache.expect(K, "v cache", &k_cache.shape, &[k_cache.dtype])?;
     let n_tokens = k_new.shape.first().copied().unwrap_or(0);
     k_new.expect(K, "k_new", &[n_tokens, n_kv, hd], &[DType::F32])?;
     v_new.expect(K, "v_new", &[n_tokens, n_kv, hd], &[DType::F32])?;
+    if n_tokens == 0 {
+        return Err(GpuError::shape(K, "k_new has no tokens"));
+    }
     let key = PipelineKey {
         shader: "attention",
         entry: "kv_store",
@@ -165,7 +187,15 @@ pub fn round_to_cache(x: f32, dtype: DType) -> f32 {
 
 /// CPU reference of `kv_store`: write `rows` ([n_tokens, n_kv_heads, head_dim]) into `cache`
 /// ([n_kv_heads, max_ctx, head_dim]) at `pos`, rounded to `dtype`.
-pub fn kv_store_reference(cache: &mut [f32], rows: &[f32], pos: usize, n_kv_heads: usize, max_ctx: usize, head_dim: usize, dtype: DType) {
+pub fn kv_store_reference(
+    cache: &mut [f32],
+    rows: &[f32],
+    pos: usize,
+    n_kv_heads: usize,
+    max_ctx: usize,
+    head_dim: usize,
+    dtype: DType,
+) {
     let n_tokens = rows.len() / (n_kv_heads * head_dim);
     for t in 0..n_tokens.min(max_ctx.saturating_sub(pos)) {
         for h in 0..n_kv_heads {
