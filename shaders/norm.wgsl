@@ -1,3 +1,4 @@
+// variants: PLAIN RESIDUAL
 // RMSNorm over rows: out = h / sqrt(mean(h^2) + eps) * weight, one workgroup per row.
 // Bindings: 0 params (uniform), 1 x (read), 2 weight (read), 3 out (read_write),
 // RESIDUAL adds 4 residual (read_write): h = residual + x is written back to residual first.

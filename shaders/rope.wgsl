@@ -1,3 +1,4 @@
+// variants: PLAIN NEOX
 // Rotary position embedding, in place on x f32 [n_tokens, n_heads, head_dim]. Token t sits at
 // position step.pos + t; tokens at or past step.n_tokens are left alone, so a buffer sized for
 // the longest batch can be reused by shorter ones without new bind groups.

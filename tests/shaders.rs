@@ -6,27 +6,25 @@ use naga::back;
 use tokenmill::gpu::shader::{self, Flags, SHADERS};
 
 /// Every variant of a shader: {plain, F16, SUBGROUP, F16+SUBGROUP} x (each declared variant,
-/// or none when the shader declares no variants).
+/// or none when the shader declares no variants); F16-only variants skip the non-F16 builds.
 fn variants(name: &'static str) -> Vec<Flags> {
-    let declared = shader::declared_variants(name);
-    let extras: Vec<Option<&'static str>> = if declared.is_empty() {
-        vec![None]
-    } else {
-        declared.into_iter().map(Some).collect()
-    };
+    let mut declared = shader::declared_variants(name);
+    if declared.is_empty() {
+        declared.push(shader::Variant {
+            flags: vec![],
+            needs_f16: false,
+        });
+    }
     let mut out = Vec::new();
     for f16 in [false, true] {
         for sg in [false, true] {
-            for extra in &extras {
-                let mut flags = Flags::new();
+            for v in declared.iter().filter(|v| f16 || !v.needs_f16) {
+                let mut flags: Flags = v.flags.iter().copied().collect();
                 if f16 {
                     flags.insert("F16");
                 }
                 if sg {
                     flags.insert("SUBGROUP");
-                }
-                if let Some(e) = extra {
-                    flags.insert(e);
                 }
                 out.push(flags);
             }

@@ -3,18 +3,26 @@
 
 use std::collections::BTreeSet;
 
+/// `(name, source)` of one file in shaders/.
+macro_rules! shader {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("../../shaders/", $name, ".wgsl")),
+        )
+    };
+}
+
 /// Every shader file in shaders/, by name.
 pub const SHADERS: &[(&str, &str)] = &[
-    ("common", include_str!("../../shaders/common.wgsl")),
-    (
-        "elementwise",
-        include_str!("../../shaders/elementwise.wgsl"),
-    ),
-    ("embed", include_str!("../../shaders/embed.wgsl")),
-    ("norm", include_str!("../../shaders/norm.wgsl")),
-    ("rope", include_str!("../../shaders/rope.wgsl")),
-    ("softmax", include_str!("../../shaders/softmax.wgsl")),
-    ("topk", include_str!("../../shaders/topk.wgsl")),
+    shader!("common"),
+    shader!("elementwise"),
+    shader!("embed"),
+    shader!("norm"),
+    shader!("rope"),
+    shader!("softmax"),
+    shader!("topk"),
+    shader!("attention"),
 ];
 
 /// Look up a shader's source by name.
@@ -104,15 +112,37 @@ pub fn validate(
     Ok((module, info))
 }
 
-/// Variant flags a shader declares in a `// variants: A B C` header line (each built alone).
-pub fn declared_variants(name: &str) -> Vec<&'static str> {
-    source(name)
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.trim().strip_prefix("// variants:"))
-        })
-        .map(|v| v.split_whitespace().collect())
-        .unwrap_or_default()
+/// One declared variant: its extra flags, and whether it exists only with F16.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variant {
+    pub flags: Vec<&'static str>,
+    pub needs_f16: bool,
+}
+
+/// Variants a shader declares in header lines `// variants: A B+C` (each item one variant,
+/// `+` joining flags; a name no `#if` tests, like PLAIN, is the build without extra flags) and
+/// `// variants-f16: D+E` (variants that need the F16 build).
+pub fn declared_variants(name: &str) -> Vec<Variant> {
+    let Some(src) = source(name) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in src.lines().map(str::trim) {
+        let (items, needs_f16) = if let Some(v) = line.strip_prefix("// variants-f16:") {
+            (v, true)
+        } else if let Some(v) = line.strip_prefix("// variants:") {
+            (v, false)
+        } else {
+            continue;
+        };
+        for item in items.split_whitespace() {
+            out.push(Variant {
+                flags: item.split('+').collect(),
+                needs_f16,
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -5,15 +5,19 @@
 //! Ops whose work depends on the decode position read it from a shared `StepParams` uniform,
 //! which the caller rewrites with `queue.write_buffer` each step; bind groups never change.
 
+pub mod attention;
 pub mod elementwise;
 pub mod embed;
+pub mod kv_cache;
 pub mod norm;
 pub mod rope;
 pub mod softmax;
 pub mod topk;
 
+pub use attention::{Attention, Split};
 pub use elementwise::Elementwise;
 pub use embed::Embedding;
+pub use kv_cache::{KvCache, KvLayer};
 pub use norm::RmsNorm;
 pub use rope::{Rope, RopeConfig, RopeStyle};
 pub use softmax::Softmax;
