@@ -36,7 +36,10 @@ impl Logits {
 impl Llama {
     fn rope(&self, gpu: &Gpu) -> Result<Rope> {
         // GGUF llama files store q/k rows permuted for pairs (2i, 2i+1).
-        let cfg = RopeConfig::new(self.cfg.head_dim, self.cfg.rope_theta, RopeStyle::Interleaved);
+        let cfg = RopeConfig {
+            n_rot: self.cfg.rope_dim,
+            ..RopeConfig::new(self.cfg.head_dim, self.cfg.rope_theta as f64, RopeStyle::Interleaved)
+        };
         Ok(Rope::new(gpu, cfg)?)
     }
 
@@ -72,7 +75,7 @@ impl Llama {
             plan.push(self.kv.store(gpu, l, &a.step, &k3, &v3)?);
             let layer = &self.kv.layers[l];
             let (q2, o2) = (view(&a.q, &[nh, hd]), view(&a.attn, &[nh, hd]));
-            plan.extend(attn.decode(gpu, &a.step, &q2, &layer.k, &layer.v, &o2, Split::Auto)?);
+            plan.extend(attn.decode(gpu, &a.step, &q2, layer, &o2, Split::Auto)?);
             plan.extend(QMatVec::prepare(gpu, &w.wo, &o, &x, true)?);
             plan.push(norm.prepare(gpu, &x1, &w.ffn_norm, &xn1)?);
             plan.extend(QMatVec::prepare(gpu, &w.w_gate, &xn, &gate, false)?);
@@ -119,7 +122,7 @@ impl Llama {
             plan.push(rope.prepare(gpu, &k3, nkv, &a.step)?);
             plan.push(self.kv.store(gpu, l, &a.step, &k3, &v3)?);
             let layer = &self.kv.layers[l];
-            plan.push(attn.prefill(gpu, &a.step, &q3, &layer.k, &layer.v, &o3)?);
+            plan.push(attn.prefill(gpu, &a.step, &q3, layer, &o3)?);
             plan.extend(mm_acc.prepare(gpu, &o, &w.wo, &x)?);
             plan.push(norm.prepare(gpu, &x, &w.ffn_norm, &xn)?);
             plan.extend(mm.prepare(gpu, &xn, &w.w_gate, &gate)?);

@@ -9,8 +9,10 @@ use crate::ops::kv_cache::KvCache;
 use crate::ops::StepParams;
 
 use super::config::LlamaConfig;
+use super::convert::bf16_to_f32;
 use super::error::LoadError;
 use super::gguf::GgufFile;
+use super::tensor_type::GgmlType;
 
 /// Errors from loading or running a model.
 #[derive(Debug, thiserror::Error)]
@@ -79,15 +81,27 @@ impl Weights {
 /// Formats the matvec and matmul kernels read directly.
 const MATRIX_TYPES: [DType; 5] = [DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1];
 
+/// Upload a `[rows, cols]` weight as stored (BF16, which no kernel reads, becomes F32).
 fn upload_matrix(gpu: &Gpu, file: &GgufFile, name: &str, rows: usize, cols: usize) -> Result<ChunkedTensor> {
-    let t = file.tensor_expect(name, &[rows, cols])?;
-    let (dtype, bytes) = file.tensor_for_gpu(&t, &MATRIX_TYPES)?;
-    Ok(gpu.upload_chunked("weight", [rows, cols], dtype, &bytes)?)
+    let t = file.tensor(name)?;
+    match t.info.ty.dtype() {
+        Some(dt) if MATRIX_TYPES.contains(&dt) => Ok(gpu.upload_chunked("weight", [rows, cols], dt, t.data)?),
+        _ if t.info.ty == GgmlType::BF16 => {
+            let values = bf16_to_f32(t.data);
+            Ok(gpu.upload_chunked("weight", [rows, cols], DType::F32, bytemuck::cast_slice(&values))?)
+        }
+        _ => Err(ModelError::TensorType {
+            tensor: name.to_string(),
+            what: "matrix kernels",
+            got: t.info.ty.name().to_string(),
+            expected: "F32, F16, BF16, Q8_0, Q4_0 or Q4_1",
+        }),
+    }
 }
 
+/// Upload a norm weight as f32.
 fn upload_vector(gpu: &Gpu, file: &GgufFile, name: &str, len: usize) -> Result<GpuTensor> {
-    let t = file.tensor_expect(name, &[len])?;
-    let values = file.tensor_f32(&t)?;
+    let values = file.tensor(name)?.to_f32()?;
     Ok(gpu.upload_f32("norm", &[len], &values)?)
 }
 
@@ -220,8 +234,8 @@ pub struct Llama {
 impl Llama {
     /// Upload weights and build buffers for a context of `ctx` tokens.
     pub fn load(gpu: &Gpu, file: &GgufFile, ctx: usize, progress: impl FnMut(usize, usize)) -> Result<Llama> {
-        let cfg = LlamaConfig::from_gguf(file)?;
-        file.check_llama_tensors(&cfg)?;
+        let cfg = LlamaConfig::from_gguf(file.gguf())?;
+        cfg.check_tensors(file.gguf())?;
         let ctx = ctx.clamp(1, cfg.context_length.max(1));
         let weights = Weights::load(gpu, file, &cfg, progress)?;
         let kv = KvCache::new(gpu, cfg.n_layers, cfg.n_kv_heads, ctx, cfg.head_dim)?;
