@@ -1,7 +1,10 @@
 //! tokenmill: portable LLM inference on WGSL compute shaders through wgpu.
 
+pub mod chat;
 pub mod gpu;
+pub mod model;
 pub mod ops;
 pub mod quant;
+pub mod tokenizer;
 
 pub use gpu::{Gpu, GpuError, GpuOptions};
