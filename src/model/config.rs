@@ -95,14 +95,14 @@ impl LlamaConfig {
         let n_ff = size(&k("feed_forward_length"))?;
         let n_heads = size(&k("attention.head_count"))?;
         let n_kv_heads = opt_size(&k("attention.head_count_kv"))?.unwrap_or(n_heads);
-        if n_heads % n_kv_heads != 0 {
+        if !n_heads.is_multiple_of(n_kv_heads) {
             return Err(bad(format!(
                 "head_count {n_heads} is not a multiple of head_count_kv {n_kv_heads}"
             )));
         }
         let head_dim = match opt_size(&k("attention.key_length"))? {
             Some(d) => d,
-            None if n_embd % n_heads == 0 => n_embd / n_heads,
+            None if n_embd.is_multiple_of(n_heads) => n_embd / n_heads,
             None => {
                 return Err(bad(format!(
                     "embedding_length {n_embd} is not a multiple of head_count {n_heads}"
@@ -117,7 +117,7 @@ impl LlamaConfig {
             }
         }
         let rope_dim = opt_size(&k("rope.dimension_count"))?.unwrap_or(head_dim);
-        if rope_dim > head_dim || rope_dim % 2 != 0 {
+        if rope_dim > head_dim || !rope_dim.is_multiple_of(2) {
             return Err(bad(format!(
                 "rope.dimension_count {rope_dim}: expected an even number <= head_dim {head_dim}"
             )));
@@ -126,7 +126,7 @@ impl LlamaConfig {
         let rms_eps = meta
             .opt_f64(&k("attention.layer_norm_rms_epsilon"))?
             .unwrap_or(1e-5) as f32;
-        if !(rope_theta > 0.0 && rope_theta.is_finite()) || !(rms_eps > 0.0 && rms_eps < 1.0) {
+        if !(rope_theta > 0.0 && rope_theta.is_finite() && rms_eps > 0.0 && rms_eps < 1.0) {
             return Err(bad(format!(
                 "rope.freq_base {rope_theta} / rms epsilon {rms_eps} out of range"
             )));

@@ -180,7 +180,7 @@ fn check_placement(
     data_offset: u64,
     file_len: u64,
 ) -> Result<()> {
-    if t.offset % alignment != 0 {
+    if !t.offset.is_multiple_of(alignment) {
         return Err(LoadError::MisalignedTensor {
             file: file.into(),
             tensor: t.name.clone(),
@@ -261,7 +261,7 @@ impl<'a> Reader<'a> {
 
     /// `n` fixed-size elements decoded with `f`.
     fn fixed<const N: usize, T>(&mut self, n: u64, f: fn([u8; N]) -> T) -> Result<Vec<T>> {
-        let total = n.checked_mul(N as u64).unwrap_or(u64::MAX);
+        let total = n.saturating_mul(N as u64);
         let raw = self.take(total)?;
         Ok(raw
             .chunks_exact(N)
@@ -371,7 +371,7 @@ impl<'a> Reader<'a> {
             .try_fold(1u64, |acc, &d| acc.checked_mul(d))
             .ok_or_else(overflow)?;
         let row = dims.first().copied().unwrap_or(1);
-        if row % ty.block_elems() != 0 {
+        if !row.is_multiple_of(ty.block_elems()) {
             return Err(LoadError::NotBlockAligned {
                 file: self.file.into(),
                 tensor: name,

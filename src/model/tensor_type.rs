@@ -120,7 +120,7 @@ impl GgmlType {
     /// Bytes taken by `n` elements, `None` on overflow or a partial block.
     pub fn bytes_for(self, n: u64) -> Option<u64> {
         let info = self.info();
-        if n % info.block_elems != 0 {
+        if !n.is_multiple_of(info.block_elems) {
             return None;
         }
         (n / info.block_elems).checked_mul(info.block_bytes)
