@@ -5,6 +5,7 @@ pub mod gpu;
 pub mod model;
 pub mod ops;
 pub mod quant;
+pub mod sampling;
 pub mod tokenizer;
 
 pub use gpu::{Gpu, GpuError, GpuOptions};
