@@ -1,8 +1,11 @@
 //! tokenmill: portable LLM inference on WGSL compute shaders through wgpu.
 
+pub mod chat;
 pub mod gpu;
+pub mod model;
 pub mod ops;
 pub mod quant;
 pub mod sampling;
+pub mod tokenizer;
 
 pub use gpu::{Gpu, GpuError, GpuOptions};

@@ -1,0 +1,15 @@
+//! Model inputs: GGUF files (header, metadata, tensors) and the llama config read from them.
+
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod gguf;
+pub mod metadata;
+pub mod tensor_type;
+
+pub use config::LlamaConfig;
+pub use convert::Bf16As;
+pub use error::LoadError;
+pub use gguf::{Gguf, GgufFile, TensorInfo, TensorView};
+pub use metadata::{MetaArray, MetaValue, Metadata};
+pub use tensor_type::GgmlType;
