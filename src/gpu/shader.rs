@@ -7,6 +7,9 @@ use std::collections::BTreeSet;
 pub const SHADERS: &[(&str, &str)] = &[
     ("common", include_str!("../../shaders/common.wgsl")),
     ("elementwise", include_str!("../../shaders/elementwise.wgsl")),
+    ("matvec", include_str!("../../shaders/matvec.wgsl")),
+    ("dequant", include_str!("../../shaders/dequant.wgsl")),
+    ("bandwidth", include_str!("../../shaders/bandwidth.wgsl")),
 ];
 
 /// Look up a shader's source by name.

@@ -5,9 +5,15 @@
 //! Ops whose work depends on the decode position read it from a shared `StepParams` uniform,
 //! which the caller rewrites with `queue.write_buffer` each step; bind groups never change.
 
+pub mod bandwidth;
+pub mod dequant;
 pub mod elementwise;
+pub mod matvec;
 
+pub use bandwidth::measure_read_bandwidth;
+pub use dequant::Dequant;
 pub use elementwise::Elementwise;
+pub use matvec::{MatVecTune, QMatVec};
 
 /// Per-step values shared by every kernel of a forward pass (binding it is the op's choice).
 #[repr(C)]
