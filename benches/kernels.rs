@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use tokenmill::gpu::{DType, Dispatch, Gpu, GpuOptions};
-use tokenmill::ops::bandwidth::{median, ReadProbe};
+use tokenmill::ops::bandwidth::{median, ProbeShape, ReadProbe};
 use tokenmill::ops::{MatVecTune, QMatVec};
 use tokenmill::quant::quantize;
 
@@ -71,12 +71,21 @@ fn main() {
     let gpu = Gpu::open_blocking(&GpuOptions { device, ..Default::default() }).expect("open a GPU");
     println!("device: {} ({}, {})", gpu.desc.name, gpu.desc.backend, gpu.desc.driver_info);
 
-    let probe = ReadProbe::new(&gpu, 256 << 20).expect("bandwidth probe");
-    let mut bw = probe.samples(&gpu, 9).expect("bandwidth probe");
-    let bw_med = median(&mut bw);
-    let bw_best = bw.iter().copied().fold(0.0, f64::max);
-    println!("read bandwidth ({} MiB buffer): median {bw_med:.2} GB/s, best {bw_best:.2} GB/s", probe.bytes >> 20);
-    drop(probe);
+    let mut bw_med = 0f64;
+    for shape in ProbeShape::ALL {
+        let probe = ReadProbe::new(&gpu, 256 << 20, shape).expect("bandwidth probe");
+        let mut bw = probe.samples(&gpu, 9).expect("bandwidth probe");
+        let med = median(&mut bw);
+        let best = bw.iter().copied().fold(0.0, f64::max);
+        println!(
+            "read bandwidth, {} loads/thread {:>5} ({} MiB): median {med:.2} GB/s, best {best:.2} GB/s",
+            if shape.contiguous { "u32 contiguous" } else { "vec4 strided  " },
+            shape.loads_per_thread,
+            probe.bytes >> 20
+        );
+        bw_med = bw_med.max(med);
+    }
+    println!("read bandwidth (best median): {bw_med:.2} GB/s");
 
     let formats: Vec<DType> = env_list("TOKENMILL_BENCH_FORMATS")
         .unwrap_or_else(|| ["q4_0", "q4_1", "q8_0", "f16"].map(String::from).to_vec())

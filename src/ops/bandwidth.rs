@@ -1,5 +1,9 @@
 //! Read-bandwidth probe: the device's achievable memory read rate, measured with a kernel of
 //! our own, as the roofline that matvec and decode throughput are compared against.
+//!
+//! The probe tries a few access patterns and launch sizes and keeps the best, since what reads
+//! fastest differs by device: many workgroups of coalesced vec4 loads on GPUs; few, long-running
+//! workgroups where each SIMD lane streams its own span on CPU-backed adapters (lavapipe).
 
 use std::time::Instant;
 
@@ -7,11 +11,9 @@ use crate::gpu::{BindingKind, Dispatch, Gpu, GpuError, PipelineKey, Result};
 
 const K: &str = "bandwidth";
 const WG: u32 = 256;
-/// vec4<u32> loads per thread the launch aims for.
-const LOADS_PER_THREAD: u64 = 32;
-/// Bytes one timed submission reads at least (repeating the dispatch), so that submit
-/// overhead stays small on fast devices.
-const BYTES_PER_SUBMIT: u64 = 1 << 30;
+/// Seconds one timed submission should take at least (the dispatch is repeated within it), so
+/// that submit overhead stays small on fast devices.
+const MIN_SUBMIT_SECS: f64 = 0.02;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -24,8 +26,30 @@ const _: () = assert!(std::mem::size_of::<Params>() == 16);
 
 const BINDINGS: &[BindingKind] = &[BindingKind::Uniform, BindingKind::ReadOnly, BindingKind::ReadWrite];
 
+/// One way of reading the buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeShape {
+    /// Each thread reads its own contiguous span of u32s (else vec4<u32>s strided by the thread
+    /// count, consecutive threads at consecutive addresses).
+    pub contiguous: bool,
+    /// Loads per thread, which sets the number of workgroups.
+    pub loads_per_thread: u32,
+}
+
+impl ProbeShape {
+    /// The shapes `measure_read_bandwidth` tries.
+    pub const ALL: [ProbeShape; 4] = [
+        ProbeShape { contiguous: false, loads_per_thread: 32 },
+        ProbeShape { contiguous: false, loads_per_thread: 4096 },
+        ProbeShape { contiguous: true, loads_per_thread: 256 },
+        ProbeShape { contiguous: true, loads_per_thread: 16384 },
+    ];
+}
+
 /// A prepared probe over a buffer of `bytes` bytes.
 pub struct ReadProbe {
+    pub shape: ProbeShape,
+    /// Bytes one dispatch reads.
     pub bytes: u64,
     dispatch: Dispatch,
     _src: wgpu::Buffer,
@@ -34,18 +58,23 @@ pub struct ReadProbe {
 
 impl ReadProbe {
     /// Allocate and fill a source buffer of about `bytes` (clamped to the binding and buffer
-    /// limits, rounded down to 16 bytes) and prepare the probe over it.
-    pub fn new(gpu: &Gpu, bytes: u64) -> Result<Self> {
+    /// limits) and prepare the probe over it.
+    pub fn new(gpu: &Gpu, bytes: u64, shape: ProbeShape) -> Result<Self> {
         let limit = gpu.caps.max_binding().min(gpu.caps.limits.max_buffer_size);
-        let bytes = bytes.min(limit).min(u32::MAX as u64 * 16) / 16 * 16;
-        if bytes == 0 {
-            return Err(GpuError::shape(K, "probe size rounds to 0 bytes"));
-        }
-        let n = bytes / 16;
-        let threads_wanted = n.div_ceil(LOADS_PER_THREAD).max(WG as u64);
+        let elem = if shape.contiguous { 4 } else { 16 };
+        let mut n = bytes.min(limit).min(u32::MAX as u64 * 4) / elem;
+        let threads_wanted = n.div_ceil(shape.loads_per_thread.max(1) as u64).max(WG as u64);
         let grid = gpu.grid(threads_wanted.div_ceil(WG as u64) as u32);
-        let groups = grid[0] * grid[1] * grid[2];
-        let stride = groups as u64 * WG as u64;
+        let groups = grid[0] as u64 * grid[1] as u64 * grid[2] as u64;
+        let stride = groups * WG as u64;
+        if shape.contiguous {
+            // Whole spans only, so every thread reads the same amount.
+            n = n / stride * stride;
+        }
+        let bytes = n * elem;
+        if bytes == 0 {
+            return Err(GpuError::shape(K, "probe buffer rounds to 0 bytes"));
+        }
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
         let src = gpu.scoped_sync(K, || {
             gpu.device.create_buffer(&wgpu::BufferDescriptor {
@@ -66,15 +95,18 @@ impl ReadProbe {
         let out = gpu.scoped_sync(K, || {
             gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("bandwidth out"),
-                size: groups as u64 * 4,
+                size: stride * 4,
                 usage,
                 mapped_at_creation: false,
             })
         })?;
+        let extra: &[&'static str] = if shape.contiguous { &["CONTIG"] } else { &[] };
+        let mut flags = gpu.flags(extra);
+        flags.remove("F16");
         let key = PipelineKey {
             shader: "bandwidth",
             entry: "read_probe",
-            flags: Default::default(),
+            flags,
             overrides: vec![("WG", WG as i64)],
         };
         let kernel = gpu.kernel(K, &key, BINDINGS)?;
@@ -89,6 +121,7 @@ impl ReadProbe {
             grid,
         )?;
         Ok(ReadProbe {
+            shape,
             bytes,
             dispatch,
             _src: src,
@@ -96,22 +129,38 @@ impl ReadProbe {
         })
     }
 
-    /// Run the probe `iters` times (after one warm-up) and return each run's GB/s (1e9 B/s),
-    /// from wall-clock time around a submission of several dispatches and `gpu.wait()`.
+    /// Submit `reps` probe dispatches in one pass, wait, and return the seconds taken.
+    fn time(&self, gpu: &Gpu, reps: usize) -> Result<f64> {
+        let start = Instant::now();
+        gpu.scoped_sync(K, || {
+            let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(K) });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(K),
+                    timestamp_writes: None,
+                });
+                let d = &self.dispatch;
+                for _ in 0..reps {
+                    pass.set_pipeline(&d.pipeline);
+                    pass.set_bind_group(0, &d.bind_group, &[]);
+                    pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+                }
+            }
+            gpu.queue.submit([enc.finish()]);
+        })?;
+        gpu.wait()?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+
+    /// Run the probe `iters` times (after a warm-up that also sizes the submissions) and return
+    /// each run's GB/s (1e9 B/s), from wall-clock time around a submission and `gpu.wait()`.
     pub fn samples(&self, gpu: &Gpu, iters: usize) -> Result<Vec<f64>> {
-        let reps = BYTES_PER_SUBMIT.div_ceil(self.bytes).clamp(1, 64) as usize;
-        let batch: Vec<&Dispatch> = std::iter::repeat_n(&self.dispatch, reps).collect();
-        let run = || -> Result<f64> {
-            let start = Instant::now();
-            submit_refs(gpu, &batch)?;
-            gpu.wait()?;
-            Ok(start.elapsed().as_secs_f64())
-        };
-        run()?;
+        let once = self.time(gpu, 1)?;
         gpu.check(K)?;
+        let reps = ((MIN_SUBMIT_SECS / once.max(1e-6)).ceil() as usize).clamp(1, 64);
         let mut out = Vec::with_capacity(iters);
         for _ in 0..iters {
-            let secs = run()?;
+            let secs = self.time(gpu, reps)?;
             out.push((self.bytes * reps as u64) as f64 / secs / 1e9);
         }
         gpu.check(K)?;
@@ -119,30 +168,17 @@ impl ReadProbe {
     }
 }
 
-fn submit_refs(gpu: &Gpu, batch: &[&Dispatch]) -> Result<()> {
-    gpu.scoped_sync(K, || {
-        let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(K) });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(K),
-                timestamp_writes: None,
-            });
-            for d in batch {
-                pass.set_pipeline(&d.pipeline);
-                pass.set_bind_group(0, &d.bind_group, &[]);
-                pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
-            }
-        }
-        gpu.queue.submit([enc.finish()]);
-    })
-}
-
-/// Median read bandwidth in GB/s (1e9 B/s) over `iters` runs of the probe on a buffer of
-/// about `bytes` bytes. Use a buffer well beyond the last-level cache (e.g. 256 MiB).
+/// Read bandwidth in GB/s (1e9 B/s): for each of `ProbeShape::ALL`, the median of `iters` runs
+/// over a buffer of about `bytes` bytes; of those, the best. Use a buffer well beyond the
+/// last-level cache (e.g. 256 MiB).
 pub fn measure_read_bandwidth(gpu: &Gpu, bytes: u64, iters: usize) -> Result<f64> {
-    let probe = ReadProbe::new(gpu, bytes)?;
-    let mut s = probe.samples(gpu, iters.max(1))?;
-    Ok(median(&mut s))
+    let mut best = 0f64;
+    for shape in ProbeShape::ALL {
+        let probe = ReadProbe::new(gpu, bytes, shape)?;
+        let mut s = probe.samples(gpu, iters.max(1))?;
+        best = best.max(median(&mut s));
+    }
+    Ok(best)
 }
 
 /// Median of `v` (sorted in place); 0 for an empty slice.
