@@ -23,6 +23,11 @@ pub const SHADERS: &[(&str, &str)] = &[
     shader!("softmax"),
     shader!("topk"),
     shader!("attention"),
+    ("common", include_str!("../../shaders/common.wgsl")),
+    ("elementwise", include_str!("../../shaders/elementwise.wgsl")),
+    ("matvec", include_str!("../../shaders/matvec.wgsl")),
+    ("dequant", include_str!("../../shaders/dequant.wgsl")),
+    ("bandwidth", include_str!("../../shaders/bandwidth.wgsl")),
 ];
 
 /// Look up a shader's source by name.

@@ -22,6 +22,13 @@ pub use norm::RmsNorm;
 pub use rope::{Rope, RopeConfig, RopeStyle};
 pub use softmax::Softmax;
 pub use topk::{Argmax, TopK};
+pub mod bandwidth;
+pub mod dequant;
+pub mod matvec;
+
+pub use bandwidth::measure_read_bandwidth;
+pub use dequant::Dequant;
+pub use matvec::{MatVecTune, QMatVec};
 
 /// Per-step values shared by every kernel of a forward pass (binding it is the op's choice).
 #[repr(C)]

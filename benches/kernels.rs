@@ -1,0 +1,138 @@
+//! Kernel throughput: the device's read bandwidth (our own probe), then decode matvec GB/s
+//! (weight bytes / time per matvec) and its fraction of that bandwidth.
+//!
+//! `cargo bench --no-default-features --bench kernels`
+//! Environment: `TOKENMILL_DEVICE` (adapter index or name), `TOKENMILL_TUNES` ("wg,tpr,rows"
+//! triples separated by ';' to compare launch shapes in one run), `TOKENMILL_BENCH_FORMATS`
+//! (e.g. "q4_0,q8_0"), `TOKENMILL_BENCH_SHAPES` (e.g. "4096x4096").
+
+use std::time::Instant;
+
+use tokenmill::gpu::{DType, Dispatch, Gpu, GpuOptions};
+use tokenmill::ops::bandwidth::{median, ProbeShape, ReadProbe};
+use tokenmill::ops::{MatVecTune, QMatVec};
+use tokenmill::quant::quantize;
+
+/// Matvecs recorded in one pass (one submission), to amortize submit overhead.
+const PER_SUBMIT: usize = 20;
+/// Timed submissions per measurement; the median is reported.
+const REPEATS: usize = 7;
+/// Weight copies are cycled until they span this many bytes, so that the weights are read
+/// from memory, as in decode, and not from the last-level cache.
+const SPAN_BYTES: u64 = 96 << 20;
+
+fn env_list(name: &str) -> Option<Vec<String>> {
+    let v = std::env::var(name).ok()?;
+    Some(v.split([',', ';']).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+}
+
+fn tunes(gpu: &Gpu) -> Vec<MatVecTune> {
+    let Ok(spec) = std::env::var("TOKENMILL_TUNES") else {
+        return vec![MatVecTune::for_gpu(gpu)];
+    };
+    spec.split(';')
+        .filter(|s| !s.trim().is_empty())
+        .map(|t| {
+            let v: Vec<u32> = t.split(',').map(|n| n.trim().parse().expect("TOKENMILL_TUNES: wg,tpr,rows")).collect();
+            assert_eq!(v.len(), 3, "TOKENMILL_TUNES: wg,tpr,rows");
+            MatVecTune { wg: v[0], tpr: v[1], rows: v[2] }
+        })
+        .collect()
+}
+
+fn dtype_named(name: &str) -> DType {
+    match name {
+        "f32" => DType::F32,
+        "f16" => DType::F16,
+        "q8_0" => DType::Q8_0,
+        "q4_0" => DType::Q4_0,
+        "q4_1" => DType::Q4_1,
+        other => panic!("unknown format {other}"),
+    }
+}
+
+/// Median seconds per matvec of `dispatches` (PER_SUBMIT of them per submission).
+fn time_matvecs(gpu: &Gpu, dispatches: &[Dispatch]) -> f64 {
+    gpu.run(dispatches).expect("warm-up");
+    let mut secs: Vec<f64> = (0..REPEATS)
+        .map(|_| {
+            let t = Instant::now();
+            gpu.submit(dispatches).expect("submit");
+            gpu.wait().expect("wait");
+            t.elapsed().as_secs_f64() / dispatches.len() as f64
+        })
+        .collect();
+    gpu.check("bench").expect("device error");
+    median(&mut secs)
+}
+
+fn main() {
+    let device = std::env::var("TOKENMILL_DEVICE").map(|s| s.parse().unwrap()).unwrap_or_default();
+    let gpu = Gpu::open_blocking(&GpuOptions { device, ..Default::default() }).expect("open a GPU");
+    println!("device: {} ({}, {})", gpu.desc.name, gpu.desc.backend, gpu.desc.driver_info);
+
+    let mut bw_med = 0f64;
+    for shape in ProbeShape::ALL {
+        let probe = ReadProbe::new(&gpu, 256 << 20, shape).expect("bandwidth probe");
+        let mut bw = probe.samples(&gpu, 9).expect("bandwidth probe");
+        let med = median(&mut bw);
+        let best = bw.iter().copied().fold(0.0, f64::max);
+        println!(
+            "read bandwidth, {} loads/thread {:>5} ({} MiB): median {med:.2} GB/s, best {best:.2} GB/s",
+            if shape.contiguous { "u32 contiguous" } else { "vec4 strided  " },
+            shape.loads_per_thread,
+            probe.bytes >> 20
+        );
+        bw_med = bw_med.max(med);
+    }
+    println!("read bandwidth (best median): {bw_med:.2} GB/s");
+
+    let formats: Vec<DType> = env_list("TOKENMILL_BENCH_FORMATS")
+        .unwrap_or_else(|| ["q4_0", "q4_1", "q8_0", "f16"].map(String::from).to_vec())
+        .iter()
+        .map(|s| dtype_named(s))
+        .collect();
+    let shapes: Vec<[usize; 2]> = env_list("TOKENMILL_BENCH_SHAPES")
+        .unwrap_or_else(|| vec!["4096x4096".into(), "11008x4096".into()])
+        .iter()
+        .map(|s| {
+            let (r, c) = s.split_once('x').expect("shape as ROWSxCOLS");
+            [r.parse().unwrap(), c.parse().unwrap()]
+        })
+        .collect();
+    let tunes = tunes(&gpu);
+
+    println!();
+    println!("{:<6} {:>11} {:>16} {:>9} {:>10} {:>8} {:>7}", "format", "rows x cols", "tune wg/tpr/rows", "MiB", "us/matvec", "GB/s", "of bw");
+    for &[rows, cols] in &shapes {
+        let wf: Vec<f32> = (0..rows * cols).map(|i| ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / (1u32 << 24) as f32 - 0.5).collect();
+        let x: Vec<f32> = (0..cols).map(|i| (i % 17) as f32 * 0.1 - 0.8).collect();
+        let gx = gpu.upload_f32("x", &[cols], &x).unwrap();
+        let gy = gpu.zeros("y", &[rows], DType::F32).unwrap();
+        for &dtype in &formats {
+            let bytes = quantize(dtype, &wf);
+            let nbytes = bytes.len() as u64;
+            let copies = SPAN_BYTES.div_ceil(nbytes).clamp(1, PER_SUBMIT as u64) as usize;
+            let ws: Vec<_> = (0..copies)
+                .map(|_| gpu.upload_chunked("w", [rows, cols], dtype, &bytes).unwrap())
+                .collect();
+            for &tune in &tunes {
+                let dispatches: Vec<Dispatch> = (0..PER_SUBMIT)
+                    .flat_map(|i| QMatVec::prepare_tuned(&gpu, &ws[i % copies], &gx, &gy, false, tune).unwrap())
+                    .collect();
+                let secs = time_matvecs(&gpu, &dispatches) * (dispatches.len() / PER_SUBMIT) as f64;
+                let gbs = nbytes as f64 / secs / 1e9;
+                println!(
+                    "{:<6} {:>11} {:>16} {:>9.1} {:>10.0} {:>8.2} {:>6.0}%",
+                    dtype.name(),
+                    format!("{rows}x{cols}"),
+                    format!("{}/{}/{}", tune.wg, tune.tpr, tune.rows),
+                    nbytes as f64 / (1 << 20) as f64,
+                    secs * 1e6,
+                    gbs,
+                    100.0 * gbs / bw_med
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,253 @@
+// Matrix-vector product y[row_offset + r] (+)= sum_c W[r, c] * x[c] for one row chunk of W.
+// Bindings: 0 params (uniform), 1 W (read, raw GGUF bytes as u32 words), 2 x (read, f32),
+// 3 y (read_write, f32).
+// Format flags: F32W, F16W, Q8_0, Q4_0, Q4_1. PAIRED (q8_0/q4_0 with an even block count per
+// row): a unit is two blocks, which start 4-byte aligned; otherwise one block of either parity.
+// A unit is the span of a row one thread handles at a time (32 or 64 columns).
+// TPR threads share a row group of R rows; a workgroup holds WG / TPR row groups.
+
+struct Params {
+    rows: u32,       // rows in this chunk
+    row_offset: u32, // index in y of the chunk's first row
+    units: u32,      // units per row
+    row_words: u32,  // u32 words per row (aligned formats)
+    blocks: u32,     // blocks per row (unpaired q8_0 / q4_0)
+    accumulate: u32, // 1: y += W x (fused residual add); 0: y = W x
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+override WG: u32 = 64u;
+override TPR: u32 = 64u;
+override R: u32 = 2u;
+
+const MAX_R: u32 = 8u;
+const MAX_WG: u32 = 256u;
+
+var<workgroup> red: array<f32, 2048>; // MAX_WG * MAX_R
+
+// Columns per unit / 4: the vec4s of x one unit multiplies.
+#if PAIRED
+const UX: u32 = 16u;
+#else
+const UX: u32 = 8u;
+#endif
+
+// Eight nibbles of a q4 word as floats: elements j..j+3 (low nibbles) and j+16..j+19 (high).
+fn nib_lo(q: u32) -> vec4<f32> {
+    return vec4<f32>((vec4<u32>(q) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(15u));
+}
+fn nib_hi(q: u32) -> vec4<f32> {
+    return vec4<f32>((vec4<u32>(q) >> vec4<u32>(4u, 12u, 20u, 28u)) & vec4<u32>(15u));
+}
+
+// Four signed bytes of a q8 word as floats.
+fn i8x4(q: u32) -> vec4<f32> {
+    return vec4<f32>((vec4<i32>(bitcast<i32>(q)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+}
+
+// The q word i of a block's quants, given the words from the block's first word on and
+// whether the block starts at an odd half-word (then the quants are word aligned).
+fn qword(a: u32, b: u32, odd: bool) -> u32 {
+    return select((a >> 16u) | (b << 16u), b, odd);
+}
+
+// sum over 4 nibble words (one q4 block) of nibble * x; xs holds the block's 8 x vec4s.
+fn q4_dot(q0: u32, q1: u32, q2: u32, q3: u32, xs: ptr<function, array<vec4<f32>, 16>>, o: u32) -> f32 {
+    var a = nib_lo(q0) * (*xs)[o] + nib_hi(q0) * (*xs)[o + 4u];
+    a += nib_lo(q1) * (*xs)[o + 1u] + nib_hi(q1) * (*xs)[o + 5u];
+    a += nib_lo(q2) * (*xs)[o + 2u] + nib_hi(q2) * (*xs)[o + 6u];
+    a += nib_lo(q3) * (*xs)[o + 3u] + nib_hi(q3) * (*xs)[o + 7u];
+    return a.x + a.y + a.z + a.w;
+}
+
+// Dot of one row's unit u with the x vec4s in xs; xsum holds the x sums of the unit's blocks.
+fn unit_dot(row: u32, u: u32, xs: ptr<function, array<vec4<f32>, 16>>, xsum: vec2<f32>) -> f32 {
+#if F32W
+    let base = row * p.row_words + u * 32u;
+    var a = vec4<f32>(0.0);
+    for (var i = 0u; i < 8u; i++) {
+        let b = base + i * 4u;
+        a += bitcast<vec4<f32>>(vec4<u32>(w[b], w[b + 1u], w[b + 2u], w[b + 3u])) * (*xs)[i];
+    }
+    return a.x + a.y + a.z + a.w;
+#endif
+#if F16W
+    let base = row * p.row_words + u * 16u;
+    var a = vec4<f32>(0.0);
+    for (var i = 0u; i < 8u; i++) {
+        let b = base + i * 2u;
+        a += vec4<f32>(unpack2x16float(w[b]), unpack2x16float(w[b + 1u])) * (*xs)[i];
+    }
+    return a.x + a.y + a.z + a.w;
+#endif
+#if Q4_1
+    let base = row * p.row_words + u * 5u;
+    let dm = unpack2x16float(w[base]);
+    let s = q4_dot(w[base + 1u], w[base + 2u], w[base + 3u], w[base + 4u], xs, 0u);
+    return dm.x * s + dm.y * xsum.x;
+#endif
+#if Q4_0
+#if PAIRED
+    // Two blocks in 9 words: d0 | q0 (shifted by a half-word) | d1 | q1 (aligned).
+    let base = row * p.row_words + u * 9u;
+    let w0 = w[base];
+    let w1 = w[base + 1u];
+    let w2 = w[base + 2u];
+    let w3 = w[base + 3u];
+    let w4 = w[base + 4u];
+    let s0 = q4_dot((w0 >> 16u) | (w1 << 16u), (w1 >> 16u) | (w2 << 16u), (w2 >> 16u) | (w3 << 16u), (w3 >> 16u) | (w4 << 16u), xs, 0u);
+    let s1 = q4_dot(w[base + 5u], w[base + 6u], w[base + 7u], w[base + 8u], xs, 8u);
+    let d0 = unpack2x16float(w0).x;
+    let d1 = unpack2x16float(w4).y;
+    return d0 * (s0 - 8.0 * xsum.x) + d1 * (s1 - 8.0 * xsum.y);
+#else
+    let off = (row * p.blocks + u) * 18u;
+    let b = off >> 2u;
+    let odd = (off & 2u) != 0u;
+    let w0 = w[b];
+    let w1 = w[b + 1u];
+    let w2 = w[b + 2u];
+    let w3 = w[b + 3u];
+    let w4 = w[b + 4u];
+    let s = q4_dot(qword(w0, w1, odd), qword(w1, w2, odd), qword(w2, w3, odd), qword(w3, w4, odd), xs, 0u);
+    let dd = unpack2x16float(w0);
+    return select(dd.x, dd.y, odd) * (s - 8.0 * xsum.x);
+#endif
+#endif
+#if Q8_0
+#if PAIRED
+    // Two blocks in 17 words: d0 | q0 (shifted by a half-word) | d1 | q1 (aligned).
+    let base = row * p.row_words + u * 17u;
+    var a = vec4<f32>(0.0);
+    var prev = w[base];
+    let d0 = unpack2x16float(prev).x;
+    for (var i = 0u; i < 8u; i++) {
+        let next = w[base + 1u + i];
+        a += i8x4((prev >> 16u) | (next << 16u)) * (*xs)[i];
+        prev = next;
+    }
+    let d1 = unpack2x16float(prev).y;
+    var c = vec4<f32>(0.0);
+    for (var i = 0u; i < 8u; i++) {
+        c += i8x4(w[base + 9u + i]) * (*xs)[8u + i];
+    }
+    return d0 * (a.x + a.y + a.z + a.w) + d1 * (c.x + c.y + c.z + c.w);
+#else
+    let off = (row * p.blocks + u) * 34u;
+    let b = off >> 2u;
+    let odd = (off & 2u) != 0u;
+    var a = vec4<f32>(0.0);
+    var prev = w[b];
+    let dd = unpack2x16float(prev);
+    for (var i = 0u; i < 8u; i++) {
+        let next = w[b + 1u + i];
+        a += i8x4(qword(prev, next, odd)) * (*xs)[i];
+        prev = next;
+    }
+    return select(dd.x, dd.y, odd) * (a.x + a.y + a.z + a.w);
+#endif
+#endif
+}
+
+// Sum of the four lanes of each of the 8 vec4s from xs[o].
+fn xs_sum(xs: ptr<function, array<vec4<f32>, 16>>, o: u32) -> f32 {
+    let s = (*xs)[o] + (*xs)[o + 1u] + (*xs)[o + 2u] + (*xs)[o + 3u] + (*xs)[o + 4u] + (*xs)[o + 5u] + (*xs)[o + 6u] + (*xs)[o + 7u];
+    return s.x + s.y + s.z + s.w;
+}
+
+fn store(row: u32, v: f32) {
+    if row < p.rows {
+        let i = p.row_offset + row;
+        if p.accumulate != 0u {
+            y[i] += v;
+        } else {
+            y[i] = v;
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn matvec(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+#if SUBGROUP
+    @builtin(subgroup_invocation_id) sg_lane: u32,
+    @builtin(subgroup_id) sg_id: u32,
+    @builtin(num_subgroups) sg_count: u32,
+#endif
+) {
+    let slot = t / TPR;
+    let lane = t % TPR;
+    let first = (linear_group(wid, nwg) * (WG / TPR) + slot) * R;
+    let last = p.rows - 1u;
+    var acc: array<f32, MAX_R>;
+    var xs: array<vec4<f32>, 16>;
+    for (var u = lane; u < p.units; u += TPR) {
+        for (var i = 0u; i < UX; i++) {
+            xs[i] = x[u * UX + i];
+        }
+        var xsum = vec2<f32>(0.0);
+#if Q4_0
+        xsum.x = xs_sum(&xs, 0u);
+#if PAIRED
+        xsum.y = xs_sum(&xs, 8u);
+#endif
+#endif
+#if Q4_1
+        xsum.x = xs_sum(&xs, 0u);
+#endif
+        for (var r = 0u; r < R; r++) {
+            acc[r] += unit_dot(min(first + r, last), u, &xs, xsum);
+        }
+    }
+
+    if TPR == 1u {
+        for (var r = 0u; r < R; r++) {
+            store(first + r, acc[r]);
+        }
+        return;
+    }
+#if SUBGROUP
+    if TPR == WG {
+        // One row group per workgroup: reduce each subgroup, then the subgroups' partials.
+        for (var r = 0u; r < R; r++) {
+            let s = subgroupAdd(acc[r]);
+            if sg_lane == 0u {
+                red[r * MAX_WG + sg_id] = s;
+            }
+        }
+        workgroupBarrier();
+        if t < R {
+            var s = 0.0;
+            for (var i = 0u; i < sg_count; i++) {
+                s += red[t * MAX_WG + i];
+            }
+            store(first + t, s);
+        }
+        return;
+    }
+#endif
+    // Workgroup-shared tree within each row group's TPR threads (TPR a power of two).
+    for (var r = 0u; r < R; r++) {
+        red[r * MAX_WG + t] = acc[r];
+    }
+    workgroupBarrier();
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+        if lane < s {
+            for (var r = 0u; r < R; r++) {
+                red[r * MAX_WG + t] += red[r * MAX_WG + t + s];
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var r = lane; r < R; r += TPR) {
+        store(first + r, red[r * MAX_WG + slot * TPR]);
+    }
+}

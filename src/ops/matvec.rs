@@ -1,0 +1,225 @@
+//! Decode matrix-vector product `y = W x` (or `y += W x`, a fused residual add) with `W` a
+//! row-chunked tensor in F32, F16, Q8_0, Q4_0 or Q4_1. Quantized weights are read in GGUF's own
+//! byte layout and dequantized in registers; they are never expanded in memory.
+
+use crate::gpu::{BindingKind, ChunkedTensor, DType, Dispatch, Gpu, GpuError, GpuTensor, PipelineKey, Result};
+
+const K: &str = "matvec";
+
+/// Weight formats the kernel reads.
+pub const MATVEC_DTYPES: &[DType] = &[DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1];
+
+/// Launch shape of the matvec kernel, passed as override constants. The defaults live here so
+/// an autotuner can later pick values per device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct MatVecTune {
+    /// Threads per workgroup (a power of two, at most `MAX_WG`).
+    pub wg: u32,
+    /// Threads that share one group of rows (a power of two dividing `wg`). `wg`: the whole
+    /// workgroup strides over a row's blocks (coalesced loads, suits GPUs). 1: every thread
+    /// owns its rows and the x loads are the same across threads (suits CPU-backed adapters).
+    pub tpr: u32,
+    /// Rows of one row group (1..=`MAX_ROWS`); x is loaded once for all of them.
+    pub rows: u32,
+}
+
+impl MatVecTune {
+    pub const MAX_WG: u32 = 256;
+    pub const MAX_ROWS: u32 = 8;
+
+    /// For hardware GPUs: a workgroup of 64 threads strides over the blocks of 2 rows.
+    pub const GPU: MatVecTune = MatVecTune { wg: 64, tpr: 64, rows: 2 };
+
+    /// For CPU-backed adapters (lavapipe, SwiftShader): one thread per row group, so each SIMD
+    /// lane streams its own rows while x is read once for all lanes.
+    pub const SOFTWARE: MatVecTune = MatVecTune { wg: 64, tpr: 1, rows: 2 };
+
+    /// The default for `gpu`.
+    pub fn for_gpu(gpu: &Gpu) -> Self {
+        if gpu.desc.software {
+            Self::SOFTWARE
+        } else {
+            Self::GPU
+        }
+    }
+
+    /// Output rows one workgroup computes.
+    pub fn rows_per_workgroup(&self) -> u32 {
+        self.wg / self.tpr * self.rows
+    }
+
+    fn check(&self, gpu: &Gpu) -> Result<()> {
+        let max_wg = Self::MAX_WG.min(gpu.caps.limits.max_compute_invocations_per_workgroup);
+        let ok = self.wg.is_power_of_two()
+            && self.wg <= max_wg
+            && self.tpr.is_power_of_two()
+            && self.tpr <= self.wg
+            && (1..=Self::MAX_ROWS).contains(&self.rows);
+        if ok {
+            Ok(())
+        } else {
+            Err(GpuError::shape(
+                K,
+                format!("bad tuning {self:?}: wg a power of two <= {max_wg}, tpr a power of two <= wg, rows in 1..={}", Self::MAX_ROWS),
+            ))
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    row_offset: u32,
+    units: u32,
+    row_words: u32,
+    blocks: u32,
+    accumulate: u32,
+    _pad: [u32; 2],
+}
+const _: () = assert!(std::mem::size_of::<Params>() == 32);
+
+const BINDINGS: &[BindingKind] = &[
+    BindingKind::Uniform,
+    BindingKind::ReadOnly,
+    BindingKind::ReadOnly,
+    BindingKind::ReadWrite,
+];
+
+/// How a row of `cols` columns of `dtype` splits into units (the span one thread handles).
+struct Layout {
+    flag: &'static str,
+    paired: bool,
+    units: u32,
+    row_words: u32,
+    blocks: u32,
+}
+
+fn layout(dtype: DType, cols: usize) -> Layout {
+    let nb = (cols / 32) as u32;
+    let paired = matches!(dtype, DType::Q8_0 | DType::Q4_0) && nb % 2 == 0;
+    let (flag, units, row_words) = match dtype {
+        DType::F32 => ("F32W", nb, cols as u32),
+        DType::F16 => ("F16W", nb, cols as u32 / 2),
+        DType::Q4_1 => ("Q4_1", nb, nb * 5),
+        DType::Q4_0 if paired => ("Q4_0", nb / 2, nb / 2 * 9),
+        DType::Q8_0 if paired => ("Q8_0", nb / 2, nb / 2 * 17),
+        DType::Q4_0 => ("Q4_0", nb, 0),
+        _ => ("Q8_0", nb, 0),
+    };
+    Layout {
+        flag,
+        paired,
+        units,
+        row_words,
+        blocks: nb,
+    }
+}
+
+/// The quantized (or plain) matrix-vector product.
+pub struct QMatVec;
+
+impl QMatVec {
+    /// Prepare `y = W x` (or `y += W x` when `accumulate`), one dispatch per chunk of `w`, with
+    /// this device's default tuning. `w` is `[rows, cols]` (cols a multiple of 32), `x` f32
+    /// `[cols]`, `y` f32 `[rows]`.
+    pub fn prepare(gpu: &Gpu, w: &ChunkedTensor, x: &GpuTensor, y: &GpuTensor, accumulate: bool) -> Result<Vec<Dispatch>> {
+        Self::prepare_tuned(gpu, w, x, y, accumulate, MatVecTune::for_gpu(gpu))
+    }
+
+    /// `prepare` with an explicit launch shape.
+    pub fn prepare_tuned(
+        gpu: &Gpu,
+        w: &ChunkedTensor,
+        x: &GpuTensor,
+        y: &GpuTensor,
+        accumulate: bool,
+        tune: MatVecTune,
+    ) -> Result<Vec<Dispatch>> {
+        tune.check(gpu)?;
+        let [rows, cols] = w.shape;
+        if !MATVEC_DTYPES.contains(&w.dtype) {
+            return Err(GpuError::shape(
+                K,
+                format!("W is {}, expected one of {MATVEC_DTYPES:?}", w.dtype.name()),
+            ));
+        }
+        if cols == 0 || cols % 32 != 0 {
+            return Err(GpuError::shape(K, format!("W has {cols} columns, expected a positive multiple of 32")));
+        }
+        x.expect(K, "x", &[cols], &[DType::F32])?;
+        y.expect(K, "y", &[rows], &[DType::F32])?;
+        let lay = layout(w.dtype, cols);
+        let mut extra = vec![lay.flag];
+        if lay.paired {
+            extra.push("PAIRED");
+        }
+        let key = PipelineKey {
+            shader: "matvec",
+            entry: "matvec",
+            flags: gpu.flags(&extra),
+            overrides: vec![
+                ("WG", tune.wg as i64),
+                ("TPR", tune.tpr as i64),
+                ("R", tune.rows as i64),
+            ],
+        };
+        let kernel = gpu.kernel(K, &key, BINDINGS)?;
+        let mut out = Vec::with_capacity(w.chunks.len());
+        let mut next_row = 0;
+        for (start, chunk) in &w.chunks {
+            let n = chunk.shape[0];
+            if *start != next_row || chunk.shape != [n, cols] || chunk.dtype != w.dtype {
+                return Err(GpuError::shape(
+                    K,
+                    format!("chunk at row {start} is {:?} {}, expected rows from {next_row} of {cols} columns {}", chunk.shape, chunk.dtype.name(), w.dtype.name()),
+                ));
+            }
+            next_row += n;
+            if n == 0 {
+                continue;
+            }
+            if chunk.nbytes() > u32::MAX as u64 {
+                return Err(GpuError::TooLarge {
+                    kernel: K,
+                    bytes: chunk.nbytes(),
+                    limit_name: "u32 byte offsets of one chunk",
+                    limit: u32::MAX as u64,
+                });
+            }
+            let params = Params {
+                rows: n as u32,
+                row_offset: *start as u32,
+                units: lay.units,
+                row_words: lay.row_words,
+                blocks: lay.blocks,
+                accumulate: accumulate as u32,
+                _pad: [0; 2],
+            };
+            let ubuf = gpu.uniform(K, &params);
+            let groups = (n as u32).div_ceil(tune.rows_per_workgroup());
+            out.push(gpu.dispatch(
+                &kernel,
+                &[ubuf.as_entire_binding(), chunk.binding(), x.binding(), y.binding()],
+                gpu.grid(groups),
+            )?);
+        }
+        if next_row != rows {
+            return Err(GpuError::shape(K, format!("chunks cover {next_row} rows of {rows}")));
+        }
+        Ok(out)
+    }
+
+    /// CPU reference: dequantize `w` (`[rows, cols]` bytes of `dtype`), then dot in f64; adds
+    /// `y0` when given (the accumulate mode).
+    pub fn reference(dtype: DType, w: &[u8], cols: usize, x: &[f32], y0: Option<&[f32]>) -> Vec<f32> {
+        let wf = crate::quant::dequantize(dtype, w);
+        wf.chunks(cols)
+            .enumerate()
+            .map(|(r, row)| {
+                let dot: f64 = row.iter().zip(x).map(|(&a, &b)| a as f64 * b as f64).sum();
+                (dot + y0.map_or(0.0, |y| y[r] as f64)) as f32
+            })
+            .collect()
+    }
+}
