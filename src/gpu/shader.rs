@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 pub const SHADERS: &[(&str, &str)] = &[
     ("common", include_str!("../../shaders/common.wgsl")),
     ("elementwise", include_str!("../../shaders/elementwise.wgsl")),
+    ("matmul", include_str!("../../shaders/matmul.wgsl")),
 ];
 
 /// Look up a shader's source by name.

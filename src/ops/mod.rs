@@ -6,8 +6,10 @@
 //! which the caller rewrites with `queue.write_buffer` each step; bind groups never change.
 
 pub mod elementwise;
+pub mod matmul;
 
 pub use elementwise::Elementwise;
+pub use matmul::{MatMul, MatMulTune};
 
 /// Per-step values shared by every kernel of a forward pass (binding it is the op's choice).
 #[repr(C)]
