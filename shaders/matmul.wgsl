@@ -1,11 +1,13 @@
 // Tiled matmul: C[M, N] (+)= A[M, K] · W[N, K]^T, one dispatch per row chunk of W.
 // W (GGUF layout, one chunk of rows) is dequantized while its tile loads into workgroup memory.
 // Bindings: 0 params (uniform), 1 a (read), 2 w chunk (read), 3 c (read_write).
-// Flags: A_F16, C_F16; one of W_F32 / W_F16 / Q8_0 / Q4_0 / Q4_1;
+// Flags: A_F16, C_F16; one of W_F32 / W_F16 (both with PLAIN_W) / Q8_0 / Q4_0 / Q4_1;
+//   A_VEC / W_VEC: A (or plain W) rows are whole 16-byte vectors (K % 4 == 0 for f32,
+//         K % 8 == 0 for f16), read as vec4 words;
 //   TM8: 8 rows per thread (else 4); TN2: 2 columns per thread (else 4);
 //   SG_A: a subgroup loads its TM A rows once (one per lane) and broadcasts them: cheap on CPU
 //         adapters, which run every lane-varying load one lane at a time; needs SUBGROUP;
-//   TILE_F16: tiles hold f16 (8 per vec4<u32>): half the workgroup memory and loads;
+//   TILE_F16: tiles hold f16 (8 per entry): half the workgroup memory and loads;
 //   F16_MATH: f16 products in 4-term sums added to f32 accumulators; needs F16 and TILE_F16.
 // Tiles are vec4<u32> entries along K: 4 f32 bit patterns, or 8 f16 with TILE_F16. Entry u of
 // row r sits at ta[u * BM + r] (A) and tw[u * BN + c] (W), so lanes read adjacent entries.
@@ -23,24 +25,28 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+#if A_VEC
 #if A_F16
-#if F16
-@group(0) @binding(1) var<storage, read> a: array<f16>;
+@group(0) @binding(1) var<storage, read> a: array<vec4<u32>>;
 #else
-@group(0) @binding(1) var<storage, read> a: array<u32>;
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 #endif
+#else
+#if A_F16
+@group(0) @binding(1) var<storage, read> a: array<u32>;
 #else
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 #endif
+#endif
+#if W_VEC
+#if W_F16
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
+#else
+@group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
+#endif
+#else
 #if W_F32
 @group(0) @binding(2) var<storage, read> w: array<f32>;
-#else
-#if W_F16
-#if F16
-@group(0) @binding(2) var<storage, read> w: array<f16>;
-#else
-@group(0) @binding(2) var<storage, read> w: array<u32>;
-#endif
 #else
 @group(0) @binding(2) var<storage, read> w: array<u32>;
 #endif
@@ -64,105 +70,104 @@ const TM: u32 = 8u;
 const TM: u32 = 4u;
 #endif
 #if TN2
-const TN: u32 = 2u;
 alias Vn = vec2<f32>;
+const TN: u32 = 2u;
 #else
-const TN: u32 = 4u;
 alias Vn = vec4<f32>;
-#endif
-#if TILE_F16
-// K values per tile entry.
-const KU: u32 = 8u;
-#else
-const KU: u32 = 4u;
+const TN: u32 = 4u;
 #endif
 
-// Entries per operand tile (8 KiB each); the host keeps BM * BK / KU and BN * BK / KU within.
+// Entries per operand tile (8 KiB each); the host keeps BM and BN times BK / (values per
+// entry) within it.
 const TILE: u32 = 512u;
 var<workgroup> ta: array<vec4<u32>, TILE>;
 var<workgroup> tw: array<vec4<u32>, TILE>;
 
-// ---- Tile entries: 8 values along K become one (f16) or two (f32) entries.
-fn put8(is_w: bool, u: u32, stride: u32, idx: u32, lo: vec4<f32>, hi: vec4<f32>) {
+// Store 8 values along K (group g of 8) of tile row/column `idx`: one f16 entry or two f32 ones.
+fn put8(is_w: bool, g: u32, stride: u32, idx: u32, lo: vec4<f32>, hi: vec4<f32>) {
 #if TILE_F16
-    let e = vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy), pack2x16float(hi.zw));
-    if is_w {
-        tw[u * stride + idx] = e;
-    } else {
-        ta[u * stride + idx] = e;
-    }
+    let i0 = g * stride + idx;
+    let e0 = vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy), pack2x16float(hi.zw));
+    let i1 = i0;
+    let e1 = e0;
 #else
-    if is_w {
-        tw[2u * u * stride + idx] = bitcast<vec4<u32>>(lo);
-        tw[(2u * u + 1u) * stride + idx] = bitcast<vec4<u32>>(hi);
-    } else {
-        ta[2u * u * stride + idx] = bitcast<vec4<u32>>(lo);
-        ta[(2u * u + 1u) * stride + idx] = bitcast<vec4<u32>>(hi);
-    }
+    let i0 = 2u * g * stride + idx;
+    let e0 = bitcast<vec4<u32>>(lo);
+    let i1 = i0 + stride;
+    let e1 = bitcast<vec4<u32>>(hi);
 #endif
+    if is_w {
+        tw[i0] = e0;
+        tw[i1] = e1;
+    } else {
+        ta[i0] = e0;
+        ta[i1] = e1;
+    }
 }
 
-// ---- A: element e of the row-major [M, K] activations.
-fn a_at(e: u32) -> f32 {
-#if A_F16
-#if F16
-    return f32(a[e]);
+// Eight f16 packed in a vec4<u32>, as two f32 quads.
+fn unpack8(v: vec4<u32>) -> array<vec4<f32>, 2> {
+    return array<vec4<f32>, 2>(vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)), vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)));
+}
+
+// ---- A: 8 values of row `row` from K offset k (a multiple of 8), zero past M or K.
+fn a_scalar(e: u32) -> f32 {
+#if A_VEC
+    return 0.0;
 #else
+#if A_F16
     return f16_at(a[e >> 1u], e);
-#endif
 #else
     return a[e];
 #endif
+#endif
 }
 
-// A[row][k .. k+3], zero past M or K.
-fn a_quad(row: u32, k: u32) -> vec4<f32> {
+fn a_oct(row: u32, k: u32) -> array<vec4<f32>, 2> {
+    var r = array<vec4<f32>, 2>(vec4<f32>(0.0), vec4<f32>(0.0));
     if row >= p.m {
-        return vec4<f32>(0.0);
+        return r;
     }
+#if A_VEC
+#if A_F16
+    // K % 8 == 0: one vector per 8 values.
+    if k < p.k {
+        r = unpack8(a[(row * p.k + k) >> 3u]);
+    }
+#else
+    // K % 4 == 0: each quad is all in or all out.
+    let e = (row * p.k + k) >> 2u;
+    if k < p.k {
+        r[0] = a[e];
+    }
+    if k + 4u < p.k {
+        r[1] = a[e + 1u];
+    }
+#endif
+#else
     let e = row * p.k + k;
-    if k + 3u < p.k {
-        return vec4<f32>(a_at(e), a_at(e + 1u), a_at(e + 2u), a_at(e + 3u));
-    }
-    var v = vec4<f32>(0.0);
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < 8u; i++) {
         if k + i < p.k {
-            v[i] = a_at(e + i);
+            r[i >> 2u][i & 3u] = a_scalar(e + i);
         }
     }
-    return v;
+#endif
+    return r;
 }
 
-// ---- W: one load item dequantizes 16 values of one row and stores two 8-value groups.
-#if W_F32
-fn w_at(e: u32) -> f32 {
-    return w[e];
-}
-#endif
-#if W_F16
-fn w_at(e: u32) -> f32 {
-#if F16
-    return f32(w[e]);
+// ---- W: one load item is 8 values of a plain row, or one quant block of 32, dequantized.
+// PLAIN_W is set with W_F32 and W_F16.
+#if PLAIN_W
+const W_ITEM: u32 = 8u;
 #else
-    return f16_at(w[e >> 1u], e);
+const W_ITEM: u32 = 32u;
 #endif
-}
-#endif
-
-#if !W_F32
-#if !W_F16
-// u32 at an even byte offset (Q8_0 / Q4_0 blocks are only 2-byte aligned).
-fn word_at(byte: u32) -> u32 {
-    let i = byte >> 2u;
-    if (byte & 2u) == 0u {
-        return w[i];
-    }
-    return (w[i] >> 16u) | (w[i + 1u] << 16u);
+fn half_lo(x: u32) -> f32 {
+    return unpack2x16float(x).x;
 }
 
-// f16 at an even byte offset, as f32.
-fn half_at(byte: u32) -> f32 {
-    return f16_at(w[byte >> 2u], byte >> 1u);
+fn half_hi(x: u32) -> f32 {
+    return unpack2x16float(x).y;
 }
 
 // Nibbles at bit `shift` of each byte of `v`.
@@ -174,123 +179,155 @@ fn nibbles(v: u32, shift: u32) -> vec4<f32> {
 fn bytes_i8(v: u32) -> vec4<f32> {
     return vec4<f32>((vec4<i32>(bitcast<i32>(v)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
 }
-#endif
-#endif
 
-// W value at K offset `k` of chunk row `col` (plain formats; zero past K).
+// Word j of the quants of a block starting at byte B = 4·i0 + 2·odd, whose quants start at B+2:
+// x holds the aligned words from i0 on (Q8_0 / Q4_0 blocks are only 2-byte aligned).
+fn realign(lo: u32, hi: u32, odd: bool) -> u32 {
+    return select((lo >> 16u) | (hi << 16u), hi, odd);
+}
+
+fn w_scalar(e: u32) -> f32 {
+#if W_VEC
+    return 0.0;
+#else
 #if W_F32
-fn w_quad(col: u32, k: u32) -> vec4<f32> {
-    let e = col * p.k + k;
-    if k + 3u < p.k {
-        return vec4<f32>(w_at(e), w_at(e + 1u), w_at(e + 2u), w_at(e + 3u));
-    }
-    var v = vec4<f32>(0.0);
-    for (var i = 0u; i < 4u; i++) {
-        if k + i < p.k {
-            v[i] = w_at(e + i);
-        }
-    }
-    return v;
-}
-#endif
+    return w[e];
+#else
 #if W_F16
-fn w_quad(col: u32, k: u32) -> vec4<f32> {
-    let e = col * p.k + k;
-    if k + 3u < p.k {
-        return vec4<f32>(w_at(e), w_at(e + 1u), w_at(e + 2u), w_at(e + 3u));
-    }
-    var v = vec4<f32>(0.0);
-    for (var i = 0u; i < 4u; i++) {
-        if k + i < p.k {
-            v[i] = w_at(e + i);
-        }
-    }
-    return v;
-}
+    return f16_at(w[e >> 1u], e);
+#else
+    return 0.0;
 #endif
+#endif
+#endif
+}
 
-// Item h (0 .. BK/16) of tile column lc (chunk row n0 + lc) at K offset k0.
-fn load_w_item(lc: u32, h: u32, n0: u32, k0: u32) {
+#if PLAIN_W
+// Group g of 8 values (K offset k0 + 8·g) of tile column lc, zero past the chunk or K.
+fn load_w_item(lc: u32, g: u32, n0: u32, k0: u32) {
+    let col = n0 + lc;
+    let k = k0 + 8u * g;
+    var v = array<vec4<f32>, 2>(vec4<f32>(0.0), vec4<f32>(0.0));
+    if col < p.n_rows && k < p.k {
+#if W_VEC
+#if W_F16
+        // K % 8 == 0: one vector of 8.
+        v = unpack8(w[(col * p.k + k) >> 3u]);
+#else
+        // K % 4 == 0: two quads, each all in or all out.
+        let e = (col * p.k + k) >> 2u;
+        v[0] = w[e];
+        if k + 4u < p.k {
+            v[1] = w[e + 1u];
+        }
+#endif
+#else
+        let e = col * p.k + k;
+        for (var i = 0u; i < 8u; i++) {
+            if k + i < p.k {
+                v[i >> 2u][i & 3u] = w_scalar(e + i);
+            }
+        }
+#endif
+    }
+    put8(true, g, WG_N * TN, lc, v[0], v[1]);
+}
+#else
+// Block bt of the tile (32 values from K offset k0 + 32·bt) of tile column lc.
+fn load_w_item(lc: u32, bt: u32, n0: u32, k0: u32) {
     let col = n0 + lc;
     let bn = WG_N * TN;
-    var v0 = vec4<f32>(0.0);
-    var v1 = v0;
-    var v2 = v0;
-    var v3 = v0;
-    // Plain formats and Q8_0: 16 consecutive values, groups 2h and 2h+1.
-    var g0 = 2u * h;
-    var g1 = 2u * h + 1u;
-#if W_F32
-    if col < p.n_rows {
-        let k = k0 + 16u * h;
-        v0 = w_quad(col, k);
-        v1 = w_quad(col, k + 4u);
-        v2 = w_quad(col, k + 8u);
-        v3 = w_quad(col, k + 12u);
-    }
-#endif
-#if W_F16
-    if col < p.n_rows {
-        let k = k0 + 16u * h;
-        v0 = w_quad(col, k);
-        v1 = w_quad(col, k + 4u);
-        v2 = w_quad(col, k + 8u);
-        v3 = w_quad(col, k + 12u);
-    }
-#endif
-    // Quantized: block b (K is a multiple of 32), half `part` of it.
-    let b = (k0 + 16u * h) >> 5u;
-    let part = h & 1u;
-    let valid = col < p.n_rows && b < (p.k >> 5u);
+    let k = k0 + 32u * bt;
+    var v: array<vec4<f32>, 8>;
+    let blk = col * (p.k >> 5u) + (k >> 5u);
+    if col < p.n_rows && k < p.k {
 #if Q8_0
-    // 34 bytes: f16 d, then 32 x i8.
-    if valid {
-        let base = (col * (p.k >> 5u) + b) * 34u;
-        let d = half_at(base);
-        let o = base + 2u + part * 16u;
-        v0 = d * bytes_i8(word_at(o));
-        v1 = d * bytes_i8(word_at(o + 4u));
-        v2 = d * bytes_i8(word_at(o + 8u));
-        v3 = d * bytes_i8(word_at(o + 12u));
-    }
+        // 34 bytes: f16 d, 32 x i8.
+        let b = blk * 34u;
+        let i0 = b >> 2u;
+        let odd = (b & 2u) != 0u;
+        let x0 = w[i0];
+        let x1 = w[i0 + 1u];
+        let x2 = w[i0 + 2u];
+        let x3 = w[i0 + 3u];
+        let x4 = w[i0 + 4u];
+        let x5 = w[i0 + 5u];
+        let x6 = w[i0 + 6u];
+        let x7 = w[i0 + 7u];
+        let x8 = w[i0 + 8u];
+        let d = select(half_lo(x0), half_hi(x0), odd);
+        v[0] = d * bytes_i8(realign(x0, x1, odd));
+        v[1] = d * bytes_i8(realign(x1, x2, odd));
+        v[2] = d * bytes_i8(realign(x2, x3, odd));
+        v[3] = d * bytes_i8(realign(x3, x4, odd));
+        v[4] = d * bytes_i8(realign(x4, x5, odd));
+        v[5] = d * bytes_i8(realign(x5, x6, odd));
+        v[6] = d * bytes_i8(realign(x6, x7, odd));
+        v[7] = d * bytes_i8(realign(x7, x8, odd));
 #endif
 #if Q4_0
-    // 18 bytes: f16 d, 16 bytes; byte j holds element j (low nibble) and j+16 (high): bytes
-    // 8·part .. +7 give elements 8·part .. +7 and 16 + 8·part .. +7, x = d * (q - 8).
-    if valid {
-        let base = (col * (p.k >> 5u) + b) * 18u;
-        let d = half_at(base);
-        let q0 = word_at(base + 2u + part * 8u);
-        let q1 = word_at(base + 6u + part * 8u);
-        v0 = d * (nibbles(q0, 0u) - 8.0);
-        v1 = d * (nibbles(q1, 0u) - 8.0);
-        v2 = d * (nibbles(q0, 4u) - 8.0);
-        v3 = d * (nibbles(q1, 4u) - 8.0);
-    }
-    g0 = (h & ~1u) * 2u + part;
-    g1 = g0 + 2u;
+        // 18 bytes: f16 d, 16 bytes; byte j holds element j (low nibble) and j+16 (high);
+        // x = d * (q - 8).
+        let b = blk * 18u;
+        let i0 = b >> 2u;
+        let odd = (b & 2u) != 0u;
+        // The 5th word reaches 2 bytes past the block only when it is not `odd`, and stays in
+        // the 4-byte padded buffer (an even block count ends 2 bytes short of a word).
+        let x0 = w[i0];
+        let x1 = w[i0 + 1u];
+        let x2 = w[i0 + 2u];
+        let x3 = w[i0 + 3u];
+        let x4 = w[i0 + 4u];
+        let d = select(half_lo(x0), half_hi(x0), odd);
+        let q0 = realign(x0, x1, odd);
+        let q1 = realign(x1, x2, odd);
+        let q2 = realign(x2, x3, odd);
+        let q3 = realign(x3, x4, odd);
+        v[0] = d * (nibbles(q0, 0u) - 8.0);
+        v[1] = d * (nibbles(q1, 0u) - 8.0);
+        v[2] = d * (nibbles(q2, 0u) - 8.0);
+        v[3] = d * (nibbles(q3, 0u) - 8.0);
+        v[4] = d * (nibbles(q0, 4u) - 8.0);
+        v[5] = d * (nibbles(q1, 4u) - 8.0);
+        v[6] = d * (nibbles(q2, 4u) - 8.0);
+        v[7] = d * (nibbles(q3, 4u) - 8.0);
 #endif
 #if Q4_1
-    // 20 bytes (4-aligned): f16 d, f16 m, 16 bytes of nibbles as in Q4_0; x = d * q + m.
-    if valid {
-        let wb = (col * (p.k >> 5u) + b) * 5u;
-        let dm = unpack2x16float(w[wb]);
-        let q0 = w[wb + 1u + part * 2u];
-        let q1 = w[wb + 2u + part * 2u];
-        v0 = dm.x * nibbles(q0, 0u) + dm.y;
-        v1 = dm.x * nibbles(q1, 0u) + dm.y;
-        v2 = dm.x * nibbles(q0, 4u) + dm.y;
-        v3 = dm.x * nibbles(q1, 4u) + dm.y;
-    }
-    g0 = (h & ~1u) * 2u + part;
-    g1 = g0 + 2u;
+        // 20 bytes (4-aligned): f16 d, f16 m, 16 bytes of nibbles as in Q4_0; x = d * q + m.
+        let i0 = blk * 5u;
+        let dm = unpack2x16float(w[i0]);
+        let q0 = w[i0 + 1u];
+        let q1 = w[i0 + 2u];
+        let q2 = w[i0 + 3u];
+        let q3 = w[i0 + 4u];
+        v[0] = dm.x * nibbles(q0, 0u) + dm.y;
+        v[1] = dm.x * nibbles(q1, 0u) + dm.y;
+        v[2] = dm.x * nibbles(q2, 0u) + dm.y;
+        v[3] = dm.x * nibbles(q3, 0u) + dm.y;
+        v[4] = dm.x * nibbles(q0, 4u) + dm.y;
+        v[5] = dm.x * nibbles(q1, 4u) + dm.y;
+        v[6] = dm.x * nibbles(q2, 4u) + dm.y;
+        v[7] = dm.x * nibbles(q3, 4u) + dm.y;
 #endif
-    put8(true, g0, bn, lc, v0, v1);
-    put8(true, g1, bn, lc, v2, v3);
+    }
+    put8(true, 4u * bt, bn, lc, v[0], v[1]);
+    put8(true, 4u * bt + 1u, bn, lc, v[2], v[3]);
+    put8(true, 4u * bt + 2u, bn, lc, v[4], v[5]);
+    put8(true, 4u * bt + 3u, bn, lc, v[6], v[7]);
 }
+#endif
 
 // ---- Register block: TM rows x TN columns per thread, f32 accumulators.
 var<private> acc: array<Vn, 8>;
+
+// The thread's column values at one k (the first TN of them).
+fn cols(c0: f32, c1: f32, c2: f32, c3: f32) -> Vn {
+#if TN2
+    return Vn(c0, c1);
+#else
+    return Vn(c0, c1, c2, c3);
+#endif
+}
 
 #if F16_MATH
 #if TN2
@@ -312,51 +349,49 @@ fn k4_step(ar: array<vec4<f16>, 8>, w0: Hn, w1: Hn, w2: Hn, w3: Hn) {
 #endif
 }
 
-// Entry half `hi` (0: k 0..3, 1: k 4..7) of an f16 tile entry.
+// Half `hi` (k 0..3 or 4..7) of an f16 tile entry. (naga has no bitcast from u32 to
+// vec2<f16>; the unpack is one conversion.)
 fn half4(e: vec4<u32>, hi: bool) -> vec4<f16> {
-    // (naga has no bitcast from u32 to vec2<f16>; the unpack is one conversion.)
     let q = select(e.xy, e.zw, hi);
     return vec4<f16>(vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y)));
 }
 
-// W columns of this thread for tile entry u, four k at a time (k = 4·hi .. 4·hi+3).
-fn w4(wb: u32, hi: bool) -> array<Hn, 4> {
-    let c0 = half4(tw[wb], hi);
-    let c1 = half4(tw[wb + WG_N], hi);
-#if TN2
-    return array<Hn, 4>(Hn(c0.x, c1.x), Hn(c0.y, c1.y), Hn(c0.z, c1.z), Hn(c0.w, c1.w));
-#else
-    let c2 = half4(tw[wb + 2u * WG_N], hi);
-    let c3 = half4(tw[wb + 3u * WG_N], hi);
-    return array<Hn, 4>(Hn(c0.x, c1.x, c2.x, c3.x), Hn(c0.y, c1.y, c2.y, c3.y), Hn(c0.z, c1.z, c2.z, c3.z), Hn(c0.w, c1.w, c2.w, c3.w));
-#endif
-}
-
-fn a4(ab: u32, hi: bool) -> array<vec4<f16>, 8> {
-    var r: array<vec4<f16>, 8>;
-    r[0] = half4(ta[ab], hi);
-    r[1] = half4(ta[ab + 1u], hi);
-    r[2] = half4(ta[ab + 2u], hi);
-    r[3] = half4(ta[ab + 3u], hi);
-#if TM8
-    r[4] = half4(ta[ab + 4u], hi);
-    r[5] = half4(ta[ab + 5u], hi);
-    r[6] = half4(ta[ab + 6u], hi);
-    r[7] = half4(ta[ab + 7u], hi);
-#endif
-    return r;
-}
-
 // Tile entry u (8 k): two 4-term f16 sums per row and column.
 fn entry_step(u: u32, tx: u32, row0: u32, sg_lane: u32) {
-    let bm = WG_M * TM;
-    let bn = WG_N * TN;
-    let wb = u * bn + tx;
-    let ab = u * bm + row0;
-    let wl = w4(wb, false);
-    k4_step(a4(ab, false), wl[0], wl[1], wl[2], wl[3]);
-    let wh = w4(wb, true);
-    k4_step(a4(ab, true), wh[0], wh[1], wh[2], wh[3]);
+    let wb = u * WG_N * TN + tx;
+    let ab = u * WG_M * TM + row0;
+    for (var h = 0u; h < 2u; h++) {
+        let hi = h == 1u;
+        let c0 = half4(tw[wb], hi);
+        let c1 = half4(tw[wb + WG_N], hi);
+#if TN2
+        let c2 = c0;
+        let c3 = c0;
+        let w0 = Hn(c0.x, c1.x);
+        let w1 = Hn(c0.y, c1.y);
+        let w2 = Hn(c0.z, c1.z);
+        let w3 = Hn(c0.w, c1.w);
+#else
+        let c2 = half4(tw[wb + 2u * WG_N], hi);
+        let c3 = half4(tw[wb + 3u * WG_N], hi);
+        let w0 = Hn(c0.x, c1.x, c2.x, c3.x);
+        let w1 = Hn(c0.y, c1.y, c2.y, c3.y);
+        let w2 = Hn(c0.z, c1.z, c2.z, c3.z);
+        let w3 = Hn(c0.w, c1.w, c2.w, c3.w);
+#endif
+        var ar: array<vec4<f16>, 8>;
+        ar[0] = half4(ta[ab], hi);
+        ar[1] = half4(ta[ab + 1u], hi);
+        ar[2] = half4(ta[ab + 2u], hi);
+        ar[3] = half4(ta[ab + 3u], hi);
+#if TM8
+        ar[4] = half4(ta[ab + 4u], hi);
+        ar[5] = half4(ta[ab + 5u], hi);
+        ar[6] = half4(ta[ab + 6u], hi);
+        ar[7] = half4(ta[ab + 7u], hi);
+#endif
+        k4_step(ar, w0, w1, w2, w3);
+    }
 }
 #else
 // One k: acc[i] += a[i] * w (rows written out so every index is a constant).
@@ -373,15 +408,6 @@ fn k_step(ar: array<f32, 8>, wk: Vn) {
 #endif
 }
 
-// The thread's column values at one k (the first TN of them).
-fn cols(c0: f32, c1: f32, c2: f32, c3: f32) -> Vn {
-#if TN2
-    return Vn(c0, c1);
-#else
-    return Vn(c0, c1, c2, c3);
-#endif
-}
-
 // A tile entry as 4-value quads: lo (k 0..3) and, for f16 tiles, hi (k 4..7).
 fn quad_lo(e: vec4<u32>) -> vec4<f32> {
 #if TILE_F16
@@ -391,11 +417,9 @@ fn quad_lo(e: vec4<u32>) -> vec4<f32> {
 #endif
 }
 
-#if TILE_F16
 fn quad_hi(e: vec4<u32>) -> vec4<f32> {
     return vec4<f32>(unpack2x16float(e.z), unpack2x16float(e.w));
 }
-#endif
 
 #if SG_A
 // Value of `v` in lanes 0 .. TM-1, as seen by every lane.
@@ -426,11 +450,9 @@ fn quad_step(ar: array<vec4<f32>, 8>, wq: array<vec4<f32>, 4>) {
 }
 #endif
 
-// Tile entry u: KU steps of k.
+// Tile entry u: 4 (f32) or 8 (f16) steps of k.
 fn entry_step(u: u32, tx: u32, row0: u32, sg_lane: u32) {
-    let bm = WG_M * TM;
-    let bn = WG_N * TN;
-    let wb = u * bn + tx;
+    let wb = u * WG_N * TN + tx;
     let e0 = tw[wb];
     let e1 = tw[wb + WG_N];
 #if TN2
@@ -442,13 +464,13 @@ fn entry_step(u: u32, tx: u32, row0: u32, sg_lane: u32) {
 #endif
 #if SG_A
     // Lane i loads row i of this thread's block; every lane then reads all of them.
-    let ea = ta[u * bm + row0 + sg_lane % TM];
+    let ea = ta[u * WG_M * TM + row0 + sg_lane % TM];
     quad_step(quad_lo(ea), array<vec4<f32>, 4>(quad_lo(e0), quad_lo(e1), quad_lo(e2), quad_lo(e3)));
 #if TILE_F16
     quad_step(quad_hi(ea), array<vec4<f32>, 4>(quad_hi(e0), quad_hi(e1), quad_hi(e2), quad_hi(e3)));
 #endif
 #else
-    let ab = u * bm + row0;
+    let ab = u * WG_M * TM + row0;
     let a0 = ta[ab];
     let a1 = ta[ab + 1u];
     let a2 = ta[ab + 2u];
@@ -479,14 +501,13 @@ fn store(row: u32, col: u32, v: f32) {
         return;
     }
     let i = row * p.n + p.n_off + col;
-#if C_F16
     var s = v;
+#if C_F16
     if p.accumulate != 0u {
         s += f32(c[i]);
     }
     c[i] = f16(s);
 #else
-    var s = v;
     if p.accumulate != 0u {
         s += c[i];
     }
@@ -494,13 +515,20 @@ fn store(row: u32, col: u32, v: f32) {
 #endif
 }
 
-fn store_row(row: u32, col: u32, v: Vn) {
-    store(row, col, v.x);
-    store(row, col + WG_N, v.y);
-#if !TN2
-    store(row, col + 2u * WG_N, v.z);
-    store(row, col + 3u * WG_N, v.w);
+// Accumulator row i, picked with constant indices only (a dynamic index would move the whole
+// register block to memory).
+fn acc_row(i: u32) -> Vn {
+    var v = acc[0];
+    if i == 1u { v = acc[1]; }
+    if i == 2u { v = acc[2]; }
+    if i == 3u { v = acc[3]; }
+#if TM8
+    if i == 4u { v = acc[4]; }
+    if i == 5u { v = acc[5]; }
+    if i == 6u { v = acc[6]; }
+    if i == 7u { v = acc[7]; }
 #endif
+    return v;
 }
 
 @compute @workgroup_size(WG)
@@ -521,7 +549,7 @@ fn main(
     let bn = WG_N * TN;
     let t = lid.x;
     let tx = t % WG_N;
-    let ty = t / WG_N;
+    let row0 = (t / WG_N) * TM;
     let tiles_n = (p.n_rows + bn - 1u) / bn;
     let tile = linear_group(wid, nwg);
     if tile >= tiles_n * ((p.m + bm - 1u) / bm) {
@@ -529,58 +557,35 @@ fn main(
     }
     let m0 = (tile / tiles_n) * bm;
     let n0 = (tile % tiles_n) * bn;
-    let row0 = ty * TM;
+#if TILE_F16
+    let entries = BK / 8u;
+#else
+    let entries = BK / 4u;
+#endif
 
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        // A tile: BM rows x BK/8 groups of 8 values.
-        let groups = BK / 8u;
-        for (var e = t; e < bm * groups; e += WG) {
+        // A tile: BM rows x BK/8 groups of 8; W tile: BN columns x BK/W_ITEM items.
+        for (var e = t; e < bm * (BK / 8u); e += WG) {
             let row = e % bm;
             let g = e / bm;
-            let k = k0 + g * 8u;
-            put8(false, g, bm, row, a_quad(m0 + row, k), a_quad(m0 + row, k + 4u));
+            let v = a_oct(m0 + row, k0 + 8u * g);
+            put8(false, g, bm, row, v[0], v[1]);
         }
-        // W tile: BN columns x BK/16 items; consecutive threads read adjacent parts of a row.
-        let items = BK / 16u;
-        for (var e = t; e < bn * items; e += WG) {
-            load_w_item(e / items, e % items, n0, k0);
+        for (var e = t; e < bn * (BK / W_ITEM); e += WG) {
+            load_w_item(e / (BK / W_ITEM), e % (BK / W_ITEM), n0, k0);
         }
         workgroupBarrier();
-
-        // Every entry step written out (BK is 32 or 64), so no loop carries the accumulators.
-        let entries = BK / KU;
-        entry_step(0u, tx, row0, sg_lane);
-        entry_step(1u, tx, row0, sg_lane);
-        entry_step(2u, tx, row0, sg_lane);
-        entry_step(3u, tx, row0, sg_lane);
-        if entries > 4u {
-            entry_step(4u, tx, row0, sg_lane);
-            entry_step(5u, tx, row0, sg_lane);
-            entry_step(6u, tx, row0, sg_lane);
-            entry_step(7u, tx, row0, sg_lane);
-        }
-        if entries > 8u {
-            entry_step(8u, tx, row0, sg_lane);
-            entry_step(9u, tx, row0, sg_lane);
-            entry_step(10u, tx, row0, sg_lane);
-            entry_step(11u, tx, row0, sg_lane);
-            entry_step(12u, tx, row0, sg_lane);
-            entry_step(13u, tx, row0, sg_lane);
-            entry_step(14u, tx, row0, sg_lane);
-            entry_step(15u, tx, row0, sg_lane);
+        for (var u = 0u; u < entries; u++) {
+            entry_step(u, tx, row0, sg_lane);
         }
         workgroupBarrier();
     }
 
-    let col = n0 + tx;
-    store_row(m0 + row0, col, acc[0]);
-    store_row(m0 + row0 + 1u, col, acc[1]);
-    store_row(m0 + row0 + 2u, col, acc[2]);
-    store_row(m0 + row0 + 3u, col, acc[3]);
-#if TM8
-    store_row(m0 + row0 + 4u, col, acc[4]);
-    store_row(m0 + row0 + 5u, col, acc[5]);
-    store_row(m0 + row0 + 6u, col, acc[6]);
-    store_row(m0 + row0 + 7u, col, acc[7]);
-#endif
+    // One store in a loop keeps the code small (each lane-varying store is long on CPU adapters).
+    for (var i = 0u; i < TM; i++) {
+        let v = acc_row(i);
+        for (var j = 0u; j < TN; j++) {
+            store(m0 + row0 + i, n0 + tx + j * WG_N, v[j]);
+        }
+    }
 }

@@ -104,7 +104,7 @@ fn matmul_tune_variants_agree() {
         MatMulTune { tm: 4, tn: 2, wg_n: 16, wg_m: 4, bk: 64, ..MatMulTune::CPU },
         MatMulTune { f16_tiles: true, ..MatMulTune::CPU },
         MatMulTune { f16_math: false, wg_n: 8, wg_m: 8, tm: 8, tn: 2, ..MatMulTune::GPU },
-        MatMulTune { f16_tiles: false, f16_math: false, bk: 64, wg_n: 8, wg_m: 16, ..MatMulTune::GPU },
+        MatMulTune { f16_tiles: false, f16_math: false, bk: 64, wg_n: 8, wg_m: 8, ..MatMulTune::GPU },
     ];
     for_each_gpu(|t| {
         let gpu = &t.gpu;

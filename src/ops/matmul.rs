@@ -221,11 +221,26 @@ impl MatMul {
         }
 
         let mut extra = vec![w_flag];
+        if !w.dtype.is_quantized() {
+            extra.push("PLAIN_W");
+        }
         if a.dtype == DType::F16 {
             extra.push("A_F16");
         }
         if c.dtype == DType::F16 {
             extra.push("C_F16");
+        }
+        // Whole 16-byte vectors per row: f32 rows of K % 4 == 0, f16 rows of K % 8 == 0.
+        let vec_rows = |dtype: DType| match dtype {
+            DType::F32 => k % 4 == 0,
+            DType::F16 => k % 8 == 0,
+            _ => false,
+        };
+        if vec_rows(a.dtype) {
+            extra.push("A_VEC");
+        }
+        if vec_rows(w.dtype) {
+            extra.push("W_VEC");
         }
         if tune.tm == 8 {
             extra.push("TM8");
