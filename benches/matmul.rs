@@ -30,7 +30,13 @@ fn parse_args() -> Args {
         k: 2048,
         reps: 4,
         samples: 5,
-        formats: vec![DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1],
+        formats: vec![
+            DType::F32,
+            DType::F16,
+            DType::Q8_0,
+            DType::Q4_0,
+            DType::Q4_1,
+        ],
         a_f16: false,
         tune: Vec::new(),
     };
@@ -114,8 +120,15 @@ fn main() {
             }
         };
         let tune = apply(MatMulTune::for_device(&gpu), &args.tune).fit(&gpu);
-        println!("{} ({}), M={m} N={n} K={k}, A {}, {tune:?}", gpu.desc.name, gpu.desc.backend, if args.a_f16 { "f16" } else { "f32" });
-        let a_vals: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+        println!(
+            "{} ({}), M={m} N={n} K={k}, A {}, {tune:?}",
+            gpu.desc.name,
+            gpu.desc.backend,
+            if args.a_f16 { "f16" } else { "f32" }
+        );
+        let a_vals: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+            .collect();
         let a = if args.a_f16 {
             let h: Vec<half::f16> = a_vals.iter().map(|&x| half::f16::from_f32(x)).collect();
             gpu.upload_f16("a", &[m, k], &h).expect("upload a")
@@ -123,10 +136,14 @@ fn main() {
             gpu.upload_f32("a", &[m, k], &a_vals).expect("upload a")
         };
         let c = gpu.zeros("c", &[m, n], DType::F32).expect("c");
-        let w_vals: Vec<f32> = (0..n * k).map(|i| ((i * 104729 % 2001) as f32 / 1000.0) - 1.0).collect();
+        let w_vals: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 104729 % 2001) as f32 / 1000.0) - 1.0)
+            .collect();
         for &fmt in &args.formats {
             let bytes = quant::quantize(fmt, &w_vals);
-            let w = gpu.upload_chunked("w", [n, k], fmt, &bytes).expect("upload w");
+            let w = gpu
+                .upload_chunked("w", [n, k], fmt, &bytes)
+                .expect("upload w");
             let op = MatMul::new(&gpu).with_tune(tune);
             let one = op.prepare(&gpu, &a, &w, &c).expect("prepare");
             let mut ds = Vec::new();
@@ -150,7 +167,9 @@ fn main() {
             let med = times[times.len() / 2];
             let cpu = cpus.first().copied();
             let flops = 2.0 * (m * n * k) as f64 * args.reps as f64;
-            let per_cpu = cpu.filter(|&c| c > 0.0).map_or(String::new(), |c| format!(", best {:.2} GFLOP per CPU-second", flops / c / 1e9));
+            let per_cpu = cpu.filter(|&c| c > 0.0).map_or(String::new(), |c| {
+                format!(", best {:.2} GFLOP per CPU-second", flops / c / 1e9)
+            });
             println!(
                 "  {:>5}: {:8.2} GFLOP/s  ({:.1} ms per matmul, median of {}{per_cpu})",
                 fmt.name(),

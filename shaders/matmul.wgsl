@@ -3,7 +3,8 @@
 // Bindings: 0 params (uniform), 1 a (read), 2 w chunk (read), 3 c (read_write).
 // Flags: A_F16, C_F16; one of W_F32 / W_F16 (both with PLAIN_W) / Q8_0 / Q4_0 / Q4_1;
 //   A_VEC / W_VEC: A (or plain W) rows are whole 16-byte vectors (K % 4 == 0 for f32,
-//         K % 8 == 0 for f16), read as vec4 words;
+//         K % 8 == 0 for f16), read as vec4 words; RAW_A / RAW_W: such f16 rows are copied
+//         into f16 tiles as they are;
 //   TM8: 8 rows per thread (else 4); TN2: 2 columns per thread (else 4);
 //   SG_A: a subgroup loads its TM A rows once (one per lane) and broadcasts them: cheap on CPU
 //         adapters, which run every lane-varying load one lane at a time; needs SUBGROUP;
@@ -207,6 +208,14 @@ fn w_scalar(e: u32) -> f32 {
 fn load_w_item(lc: u32, g: u32, n0: u32, k0: u32) {
     let col = n0 + lc;
     let k = k0 + 8u * g;
+#if RAW_W
+    // f16 rows into f16 tiles: copy the bits.
+    var raw = vec4<u32>(0u);
+    if col < p.n_rows && k < p.k {
+        raw = w[(col * p.k + k) >> 3u];
+    }
+    tw[g * WG_N * TN + lc] = raw;
+#else
     var v = array<vec4<f32>, 2>(vec4<f32>(0.0), vec4<f32>(0.0));
     if col < p.n_rows && k < p.k {
 #if W_VEC
@@ -231,6 +240,7 @@ fn load_w_item(lc: u32, g: u32, n0: u32, k0: u32) {
 #endif
     }
     put8(true, g, WG_N * TN, lc, v[0], v[1]);
+#endif
 }
 #else
 // Block bt of the tile (32 values from K offset k0 + 32·bt) of tile column lc.
@@ -568,8 +578,18 @@ fn main(
         for (var e = t; e < bm * (BK / 8u); e += WG) {
             let row = e % bm;
             let g = e / bm;
+#if RAW_A
+            // f16 rows into f16 tiles: copy the bits.
+            let k = k0 + 8u * g;
+            var raw = vec4<u32>(0u);
+            if m0 + row < p.m && k < p.k {
+                raw = a[((m0 + row) * p.k + k) >> 3u];
+            }
+            ta[g * bm + row] = raw;
+#else
             let v = a_oct(m0 + row, k0 + 8u * g);
             put8(false, g, bm, row, v[0], v[1]);
+#endif
         }
         for (var e = t; e < bn * (BK / W_ITEM); e += WG) {
             load_w_item(e / (BK / W_ITEM), e % (BK / W_ITEM), n0, k0);

@@ -71,21 +71,27 @@ impl MatMulTune {
         f16_math: true,
     };
 
-    /// For CPU adapters (lavapipe, SwiftShader): 8-lane subgroups own 8 rows, broadcast A.
+    /// For CPU adapters (lavapipe, SwiftShader): 8-lane subgroups own 8 rows and broadcast A;
+    /// 64 x 64 x 64 f16 tiles (every lane-varying load is scalarized there, so fewer and
+    /// fuller loads win).
     pub const CPU: MatMulTune = MatMulTune {
-        wg_n: 8,
+        wg_n: 16,
         wg_m: 8,
-        bk: 32,
+        bk: 64,
         tm: 8,
         tn: 4,
         subgroup_a: true,
-        f16_tiles: false,
+        f16_tiles: true,
         f16_math: false,
     };
 
     /// Defaults for the device `gpu` (no measurements yet: by adapter kind).
     pub fn for_device(gpu: &Gpu) -> MatMulTune {
-        let base = if gpu.desc.software { Self::CPU } else { Self::GPU };
+        let base = if gpu.desc.software {
+            Self::CPU
+        } else {
+            Self::GPU
+        };
         base.fit(gpu)
     }
 
@@ -107,7 +113,7 @@ impl MatMulTune {
         let sg_ok = caps.subgroup
             && caps.subgroup_min_size >= self.tm
             && caps.subgroup_max_size > 0
-            && self.wg_n % caps.subgroup_max_size == 0;
+            && self.wg_n.is_multiple_of(caps.subgroup_max_size);
         self.subgroup_a &= sg_ok;
         self.f16_math &= caps.f16 && self.f16_tiles;
         if self.f16_math {
@@ -129,17 +135,24 @@ impl MatMulTune {
         let per_entry = if self.f16_tiles { 8 } else { 4 };
         let entries = self.bk / per_entry;
         if self.bm() * entries > TILE_ENTRIES || self.bn() * entries > TILE_ENTRIES {
-            return bad(format!("bm and bn times bk / {per_entry} must be <= {TILE_ENTRIES}"));
+            return bad(format!(
+                "bm and bn times bk / {per_entry} must be <= {TILE_ENTRIES}"
+            ));
         }
         let l = &gpu.caps.limits;
         if self.threads() > l.max_compute_invocations_per_workgroup
             || self.threads() > l.max_compute_workgroup_size_x
         {
-            return bad(format!("{} threads exceed the device's workgroup limit", self.threads()));
+            return bad(format!(
+                "{} threads exceed the device's workgroup limit",
+                self.threads()
+            ));
         }
         let shared = 2 * TILE_ENTRIES * 16;
         if shared > l.max_compute_workgroup_storage_size {
-            return bad(format!("{shared} bytes of workgroup memory exceed the device's limit"));
+            return bad(format!(
+                "{shared} bytes of workgroup memory exceed the device's limit"
+            ));
         }
         if self.subgroup_a && (!gpu.caps.subgroup || gpu.caps.subgroup_min_size < self.tm) {
             return bad("subgroup_a needs subgroups of at least tm lanes".into());
@@ -181,17 +194,32 @@ impl MatMul {
     /// Dispatches (one per W chunk) computing `c (+)= a · w^T`.
     /// `a`: [M, K] f32 or f16; `w`: [N, K] in F32/F16/Q8_0/Q4_0/Q4_1; `c`: [M, N] f32 (or f16 on
     /// devices with SHADER_F16).
-    pub fn prepare(&self, gpu: &Gpu, a: &GpuTensor, w: &ChunkedTensor, c: &GpuTensor) -> Result<Vec<Dispatch>> {
+    pub fn prepare(
+        &self,
+        gpu: &Gpu,
+        a: &GpuTensor,
+        w: &ChunkedTensor,
+        c: &GpuTensor,
+    ) -> Result<Vec<Dispatch>> {
         let tune = self.tune;
         tune.check(gpu)?;
         if a.shape.len() != 2 {
-            return Err(GpuError::shape(K, format!("a must be [M, K], got {:?}", a.shape)));
+            return Err(GpuError::shape(
+                K,
+                format!("a must be [M, K], got {:?}", a.shape),
+            ));
         }
         let (m, k) = (a.shape[0], a.shape[1]);
         let [n, wk] = w.shape;
         a.expect(K, "a", &[m, k], &[DType::F32, DType::F16])?;
         if wk != k {
-            return Err(GpuError::shape(K, format!("w has shape [{n}, {wk}], expected [N, {k}] (K of a {:?})", a.shape)));
+            return Err(GpuError::shape(
+                K,
+                format!(
+                    "w has shape [{n}, {wk}], expected [N, {k}] (K of a {:?})",
+                    a.shape
+                ),
+            ));
         }
         let w_flag = match w.dtype {
             DType::F32 => "W_F32",
@@ -210,14 +238,23 @@ impl MatMul {
             });
         }
         if m == 0 || n == 0 || k == 0 {
-            return Err(GpuError::shape(K, format!("empty matmul: M = {m}, N = {n}, K = {k}")));
+            return Err(GpuError::shape(
+                K,
+                format!("empty matmul: M = {m}, N = {n}, K = {k}"),
+            ));
         }
-        if w.dtype.is_quantized() && k % 32 != 0 {
-            return Err(GpuError::shape(K, format!("K = {k} is not a multiple of 32 for {}", w.dtype.name())));
+        if w.dtype.is_quantized() && !k.is_multiple_of(32) {
+            return Err(GpuError::shape(
+                K,
+                format!("K = {k} is not a multiple of 32 for {}", w.dtype.name()),
+            ));
         }
         let max_elems = u32::MAX as usize;
         if m * k > max_elems || m * n > max_elems || n * k > max_elems {
-            return Err(GpuError::shape(K, format!("[{m}, {k}] x [{n}, {k}] exceeds u32 indexing")));
+            return Err(GpuError::shape(
+                K,
+                format!("[{m}, {k}] x [{n}, {k}] exceeds u32 indexing"),
+            ));
         }
 
         let mut extra = vec![w_flag];
@@ -232,15 +269,21 @@ impl MatMul {
         }
         // Whole 16-byte vectors per row: f32 rows of K % 4 == 0, f16 rows of K % 8 == 0.
         let vec_rows = |dtype: DType| match dtype {
-            DType::F32 => k % 4 == 0,
-            DType::F16 => k % 8 == 0,
+            DType::F32 => k.is_multiple_of(4),
+            DType::F16 => k.is_multiple_of(8),
             _ => false,
         };
         if vec_rows(a.dtype) {
             extra.push("A_VEC");
+            if a.dtype == DType::F16 && tune.f16_tiles {
+                extra.push("RAW_A");
+            }
         }
         if vec_rows(w.dtype) {
             extra.push("W_VEC");
+            if w.dtype == DType::F16 && tune.f16_tiles {
+                extra.push("RAW_W");
+            }
         }
         if tune.tm == 8 {
             extra.push("TM8");
@@ -296,7 +339,12 @@ impl MatMul {
             let tiles = tiles_m * rows.div_ceil(tune.bn() as usize);
             out.push(gpu.dispatch(
                 &kernel,
-                &[params.as_entire_binding(), a.binding(), chunk.binding(), c.binding()],
+                &[
+                    params.as_entire_binding(),
+                    a.binding(),
+                    chunk.binding(),
+                    c.binding(),
+                ],
                 gpu.grid(tiles as u32),
             )?);
         }
@@ -306,7 +354,15 @@ impl MatMul {
 
 /// CPU reference: W (`n` rows of `k` values in `w_dtype`'s bytes) dequantized with `quant`, then
 /// f64 dot products; `c` (if given) is added, as the accumulate mode does.
-pub fn reference(a: &[f32], m: usize, k: usize, w_dtype: DType, w_bytes: &[u8], n: usize, c: Option<&[f32]>) -> Vec<f32> {
+pub fn reference(
+    a: &[f32],
+    m: usize,
+    k: usize,
+    w_dtype: DType,
+    w_bytes: &[u8],
+    n: usize,
+    c: Option<&[f32]>,
+) -> Vec<f32> {
     let w = quant::dequantize(w_dtype, w_bytes);
     assert_eq!(a.len(), m * k, "a is not [{m}, {k}]");
     assert_eq!(w.len(), n * k, "w is not [{n}, {k}]");
