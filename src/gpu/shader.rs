@@ -28,6 +28,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("matvec", include_str!("../../shaders/matvec.wgsl")),
     ("dequant", include_str!("../../shaders/dequant.wgsl")),
     ("bandwidth", include_str!("../../shaders/bandwidth.wgsl")),
+    ("matmul", include_str!("../../shaders/matmul.wgsl")),
 ];
 
 /// Look up a shader's source by name.

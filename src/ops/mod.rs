@@ -13,6 +13,7 @@ pub mod norm;
 pub mod rope;
 pub mod softmax;
 pub mod topk;
+pub mod matmul;
 
 pub use attention::{Attention, Split};
 pub use elementwise::Elementwise;
@@ -29,6 +30,7 @@ pub mod matvec;
 pub use bandwidth::measure_read_bandwidth;
 pub use dequant::Dequant;
 pub use matvec::{MatVecTune, QMatVec};
+pub use matmul::{MatMul, MatMulTune};
 
 /// Per-step values shared by every kernel of a forward pass (binding it is the op's choice).
 #[repr(C)]
