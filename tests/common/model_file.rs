@@ -2,6 +2,7 @@
 //! with a message, except under CI (CI set and not "false"/"0"), where a missing model fails.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -25,7 +26,9 @@ pub fn model_path() -> Option<PathBuf> {
         "{} is missing; CI must run models/fetch.sh before the tests",
         path.display()
     );
-    eprintln!(
+    // Written straight to stderr so the test harness does not capture it.
+    let _ = writeln!(
+        std::io::stderr(),
         "SKIPPED: {} not found; run models/fetch.sh to enable this test",
         path.display()
     );
