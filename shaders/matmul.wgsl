@@ -9,6 +9,7 @@
 //   SG_A: a subgroup loads its TM A rows once (one per lane) and broadcasts them: cheap on CPU
 //         adapters, which run every lane-varying load one lane at a time; needs SUBGROUP;
 //   TILE_F16: tiles hold f16 (8 per entry): half the workgroup memory and loads;
+//   SOFT_PACK: convert to f16 with integer ops (CPU adapters emulate pack2x16float slowly);
 //   F16_MATH: f16 products in 4-term sums added to f32 accumulators; needs F16 and TILE_F16.
 // Tiles are vec4<u32> entries along K: 4 f32 bit patterns, or 8 f16 with TILE_F16. Entry u of
 // row r sits at ta[u * BM + r] (A) and tw[u * BN + c] (W), so lanes read adjacent entries.
@@ -84,11 +85,29 @@ const TILE: u32 = 512u;
 var<workgroup> ta: array<vec4<u32>, TILE>;
 var<workgroup> tw: array<vec4<u32>, TILE>;
 
+#if SOFT_PACK
+// f32 -> f16 bits in integer ops, for adapters whose pack2x16float is a long emulation (CPU
+// adapters): round to nearest even, flush below f16's normal range to zero, saturate to inf.
+fn pack2(v: vec2<f32>) -> u32 {
+    let b = bitcast<vec2<u32>>(v);
+    let a = b & vec2<u32>(0x7fffffffu);
+    var h = (a - vec2<u32>(0x38000000u) + vec2<u32>(0xfffu) + ((a >> vec2<u32>(13u)) & vec2<u32>(1u))) >> vec2<u32>(13u);
+    h = select(h, vec2<u32>(0u), a < vec2<u32>(0x38800000u));
+    h = select(h, vec2<u32>(0x7c00u), a >= vec2<u32>(0x477ff000u));
+    h |= (b >> vec2<u32>(16u)) & vec2<u32>(0x8000u);
+    return h.x | (h.y << 16u);
+}
+#else
+fn pack2(v: vec2<f32>) -> u32 {
+    return pack2x16float(v);
+}
+#endif
+
 // Store 8 values along K (group g of 8) of tile row/column `idx`: one f16 entry or two f32 ones.
 fn put8(is_w: bool, g: u32, stride: u32, idx: u32, lo: vec4<f32>, hi: vec4<f32>) {
 #if TILE_F16
     let i0 = g * stride + idx;
-    let e0 = vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy), pack2x16float(hi.zw));
+    let e0 = vec4<u32>(pack2(lo.xy), pack2(lo.zw), pack2(hi.xy), pack2(hi.zw));
     let i1 = i0;
     let e1 = e0;
 #else

@@ -300,6 +300,10 @@ impl MatMul {
         if tune.f16_math {
             extra.push("F16_MATH");
         }
+        if tune.f16_tiles && gpu.desc.software {
+            // CPU adapters emulate pack2x16float at length; integer ops are several times shorter.
+            extra.push("SOFT_PACK");
+        }
         let mut flags = gpu.flags(&extra);
         if !tune.subgroup_a {
             // Only the SG_A path uses subgroups; keep one pipeline for both device variants.
