@@ -131,18 +131,6 @@ fn unpack8(v: vec4<u32>) -> array<vec4<f32>, 2> {
 }
 
 // ---- A: 8 values of row `row` from K offset k (a multiple of 8), zero past M or K.
-fn a_scalar(e: u32) -> f32 {
-#if A_VEC
-    return 0.0;
-#else
-#if A_F16
-    return f16_at(a[e >> 1u], e);
-#else
-    return a[e];
-#endif
-#endif
-}
-
 fn a_oct(row: u32, k: u32) -> array<vec4<f32>, 2> {
     var r = array<vec4<f32>, 2>(vec4<f32>(0.0), vec4<f32>(0.0));
     if row >= p.m {
@@ -168,7 +156,11 @@ fn a_oct(row: u32, k: u32) -> array<vec4<f32>, 2> {
     let e = row * p.k + k;
     for (var i = 0u; i < 8u; i++) {
         if k + i < p.k {
-            r[i >> 2u][i & 3u] = a_scalar(e + i);
+#if A_F16
+            r[i >> 2u][i & 3u] = f16_at(a[(e + i) >> 1u], e + i);
+#else
+            r[i >> 2u][i & 3u] = a[e + i];
+#endif
         }
     }
 #endif
@@ -182,14 +174,6 @@ const W_ITEM: u32 = 8u;
 #else
 const W_ITEM: u32 = 32u;
 #endif
-fn half_lo(x: u32) -> f32 {
-    return unpack2x16float(x).x;
-}
-
-fn half_hi(x: u32) -> f32 {
-    return unpack2x16float(x).y;
-}
-
 // Nibbles at bit `shift` of each byte of `v`.
 fn nibbles(v: u32, shift: u32) -> vec4<f32> {
     return vec4<f32>((vec4<u32>(v) >> vec4<u32>(shift, shift + 8u, shift + 16u, shift + 24u)) & vec4<u32>(15u));
@@ -200,26 +184,16 @@ fn bytes_i8(v: u32) -> vec4<f32> {
     return vec4<f32>((vec4<i32>(bitcast<i32>(v)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
 }
 
+// The 32 values d * q + m of 4-bit quants in words q0..q3 (byte j: element j low, j+16 high).
+fn q4_block(q0: u32, q1: u32, q2: u32, q3: u32, d: f32, m: f32) -> array<vec4<f32>, 8> {
+    return array<vec4<f32>, 8>(d * nibbles(q0, 0u) + m, d * nibbles(q1, 0u) + m, d * nibbles(q2, 0u) + m, d * nibbles(q3, 0u) + m,
+        d * nibbles(q0, 4u) + m, d * nibbles(q1, 4u) + m, d * nibbles(q2, 4u) + m, d * nibbles(q3, 4u) + m);
+}
+
 // Word j of the quants of a block starting at byte B = 4·i0 + 2·odd, whose quants start at B+2:
 // x holds the aligned words from i0 on (Q8_0 / Q4_0 blocks are only 2-byte aligned).
 fn realign(lo: u32, hi: u32, odd: bool) -> u32 {
     return select((lo >> 16u) | (hi << 16u), hi, odd);
-}
-
-fn w_scalar(e: u32) -> f32 {
-#if W_VEC
-    return 0.0;
-#else
-#if W_F32
-    return w[e];
-#else
-#if W_F16
-    return f16_at(w[e >> 1u], e);
-#else
-    return 0.0;
-#endif
-#endif
-#endif
 }
 
 #if PLAIN_W
@@ -253,7 +227,11 @@ fn load_w_item(lc: u32, g: u32, n0: u32, k0: u32) {
         let e = col * p.k + k;
         for (var i = 0u; i < 8u; i++) {
             if k + i < p.k {
-                v[i >> 2u][i & 3u] = w_scalar(e + i);
+#if W_F16
+                v[i >> 2u][i & 3u] = f16_at(w[(e + i) >> 1u], e + i);
+#else
+                v[i >> 2u][i & 3u] = w[e + i];
+#endif
             }
         }
 #endif
@@ -284,7 +262,7 @@ fn load_w_item(lc: u32, bt: u32, n0: u32, k0: u32) {
         let x6 = w[i0 + 6u];
         let x7 = w[i0 + 7u];
         let x8 = w[i0 + 8u];
-        let d = select(half_lo(x0), half_hi(x0), odd);
+        let d = select(unpack2x16float(x0).x, unpack2x16float(x0).y, odd);
         v[0] = d * bytes_i8(realign(x0, x1, odd));
         v[1] = d * bytes_i8(realign(x1, x2, odd));
         v[2] = d * bytes_i8(realign(x2, x3, odd));
@@ -307,36 +285,14 @@ fn load_w_item(lc: u32, bt: u32, n0: u32, k0: u32) {
         let x2 = w[i0 + 2u];
         let x3 = w[i0 + 3u];
         let x4 = w[i0 + 4u];
-        let d = select(half_lo(x0), half_hi(x0), odd);
-        let q0 = realign(x0, x1, odd);
-        let q1 = realign(x1, x2, odd);
-        let q2 = realign(x2, x3, odd);
-        let q3 = realign(x3, x4, odd);
-        v[0] = d * (nibbles(q0, 0u) - 8.0);
-        v[1] = d * (nibbles(q1, 0u) - 8.0);
-        v[2] = d * (nibbles(q2, 0u) - 8.0);
-        v[3] = d * (nibbles(q3, 0u) - 8.0);
-        v[4] = d * (nibbles(q0, 4u) - 8.0);
-        v[5] = d * (nibbles(q1, 4u) - 8.0);
-        v[6] = d * (nibbles(q2, 4u) - 8.0);
-        v[7] = d * (nibbles(q3, 4u) - 8.0);
+        let d = select(unpack2x16float(x0).x, unpack2x16float(x0).y, odd);
+        v = q4_block(realign(x0, x1, odd), realign(x1, x2, odd), realign(x2, x3, odd), realign(x3, x4, odd), d, -8.0 * d);
 #endif
 #if Q4_1
         // 20 bytes (4-aligned): f16 d, f16 m, 16 bytes of nibbles as in Q4_0; x = d * q + m.
         let i0 = blk * 5u;
         let dm = unpack2x16float(w[i0]);
-        let q0 = w[i0 + 1u];
-        let q1 = w[i0 + 2u];
-        let q2 = w[i0 + 3u];
-        let q3 = w[i0 + 4u];
-        v[0] = dm.x * nibbles(q0, 0u) + dm.y;
-        v[1] = dm.x * nibbles(q1, 0u) + dm.y;
-        v[2] = dm.x * nibbles(q2, 0u) + dm.y;
-        v[3] = dm.x * nibbles(q3, 0u) + dm.y;
-        v[4] = dm.x * nibbles(q0, 4u) + dm.y;
-        v[5] = dm.x * nibbles(q1, 4u) + dm.y;
-        v[6] = dm.x * nibbles(q2, 4u) + dm.y;
-        v[7] = dm.x * nibbles(q3, 4u) + dm.y;
+        v = q4_block(w[i0 + 1u], w[i0 + 2u], w[i0 + 3u], w[i0 + 4u], dm.x, dm.y);
 #endif
     }
     put8(true, 4u * bt, bn, lc, v[0], v[1]);
