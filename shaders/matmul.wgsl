@@ -549,10 +549,11 @@ fn main(
 #endif
 
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        // A tile: BM rows x BK/8 groups of 8; W tile: BN columns x BK/W_ITEM items.
+        // A tile: BM rows x BK/8 groups of 8; W tile: BN columns x BK/W_ITEM items. Adjacent
+        // threads take adjacent parts of one row (coalesced global reads).
         for (var e = t; e < bm * (BK / 8u); e += WG) {
-            let row = e % bm;
-            let g = e / bm;
+            let row = e / (BK / 8u);
+            let g = e % (BK / 8u);
 #if RAW_A
             // f16 rows into f16 tiles: copy the bits.
             let k = k0 + 8u * g;
