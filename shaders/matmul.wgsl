@@ -9,6 +9,7 @@
 //   SG_A: a subgroup loads its TM A rows once (one per lane) and broadcasts them: cheap on CPU
 //         adapters, which run every lane-varying load one lane at a time; needs SUBGROUP;
 //   TILE_F16: tiles hold f16 (8 per entry): half the workgroup memory and loads;
+//   SOFT_PACK: convert to f16 with integer ops (CPU adapters emulate pack2x16float slowly);
 //   F16_MATH: f16 products in 4-term sums added to f32 accumulators; needs F16 and TILE_F16.
 // Tiles are vec4<u32> entries along K: 4 f32 bit patterns, or 8 f16 with TILE_F16. Entry u of
 // row r sits at ta[u * BM + r] (A) and tw[u * BN + c] (W), so lanes read adjacent entries.
@@ -84,11 +85,29 @@ const TILE: u32 = 512u;
 var<workgroup> ta: array<vec4<u32>, TILE>;
 var<workgroup> tw: array<vec4<u32>, TILE>;
 
+#if SOFT_PACK
+// f32 -> f16 bits in integer ops, for adapters whose pack2x16float is a long emulation (CPU
+// adapters): round to nearest even, flush below f16's normal range to zero, saturate to inf.
+fn pack2(v: vec2<f32>) -> u32 {
+    let b = bitcast<vec2<u32>>(v);
+    let a = b & vec2<u32>(0x7fffffffu);
+    var h = (a - vec2<u32>(0x38000000u) + vec2<u32>(0xfffu) + ((a >> vec2<u32>(13u)) & vec2<u32>(1u))) >> vec2<u32>(13u);
+    h = select(h, vec2<u32>(0u), a < vec2<u32>(0x38800000u));
+    h = select(h, vec2<u32>(0x7c00u), a >= vec2<u32>(0x477ff000u));
+    h |= (b >> vec2<u32>(16u)) & vec2<u32>(0x8000u);
+    return h.x | (h.y << 16u);
+}
+#else
+fn pack2(v: vec2<f32>) -> u32 {
+    return pack2x16float(v);
+}
+#endif
+
 // Store 8 values along K (group g of 8) of tile row/column `idx`: one f16 entry or two f32 ones.
 fn put8(is_w: bool, g: u32, stride: u32, idx: u32, lo: vec4<f32>, hi: vec4<f32>) {
 #if TILE_F16
     let i0 = g * stride + idx;
-    let e0 = vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy), pack2x16float(hi.zw));
+    let e0 = vec4<u32>(pack2(lo.xy), pack2(lo.zw), pack2(hi.xy), pack2(hi.zw));
     let i1 = i0;
     let e1 = e0;
 #else
@@ -112,18 +131,6 @@ fn unpack8(v: vec4<u32>) -> array<vec4<f32>, 2> {
 }
 
 // ---- A: 8 values of row `row` from K offset k (a multiple of 8), zero past M or K.
-fn a_scalar(e: u32) -> f32 {
-#if A_VEC
-    return 0.0;
-#else
-#if A_F16
-    return f16_at(a[e >> 1u], e);
-#else
-    return a[e];
-#endif
-#endif
-}
-
 fn a_oct(row: u32, k: u32) -> array<vec4<f32>, 2> {
     var r = array<vec4<f32>, 2>(vec4<f32>(0.0), vec4<f32>(0.0));
     if row >= p.m {
@@ -149,7 +156,11 @@ fn a_oct(row: u32, k: u32) -> array<vec4<f32>, 2> {
     let e = row * p.k + k;
     for (var i = 0u; i < 8u; i++) {
         if k + i < p.k {
-            r[i >> 2u][i & 3u] = a_scalar(e + i);
+#if A_F16
+            r[i >> 2u][i & 3u] = f16_at(a[(e + i) >> 1u], e + i);
+#else
+            r[i >> 2u][i & 3u] = a[e + i];
+#endif
         }
     }
 #endif
@@ -163,14 +174,6 @@ const W_ITEM: u32 = 8u;
 #else
 const W_ITEM: u32 = 32u;
 #endif
-fn half_lo(x: u32) -> f32 {
-    return unpack2x16float(x).x;
-}
-
-fn half_hi(x: u32) -> f32 {
-    return unpack2x16float(x).y;
-}
-
 // Nibbles at bit `shift` of each byte of `v`.
 fn nibbles(v: u32, shift: u32) -> vec4<f32> {
     return vec4<f32>((vec4<u32>(v) >> vec4<u32>(shift, shift + 8u, shift + 16u, shift + 24u)) & vec4<u32>(15u));
@@ -181,26 +184,16 @@ fn bytes_i8(v: u32) -> vec4<f32> {
     return vec4<f32>((vec4<i32>(bitcast<i32>(v)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
 }
 
+// The 32 values d * q + m of 4-bit quants in words q0..q3 (byte j: element j low, j+16 high).
+fn q4_block(q0: u32, q1: u32, q2: u32, q3: u32, d: f32, m: f32) -> array<vec4<f32>, 8> {
+    return array<vec4<f32>, 8>(d * nibbles(q0, 0u) + m, d * nibbles(q1, 0u) + m, d * nibbles(q2, 0u) + m, d * nibbles(q3, 0u) + m,
+        d * nibbles(q0, 4u) + m, d * nibbles(q1, 4u) + m, d * nibbles(q2, 4u) + m, d * nibbles(q3, 4u) + m);
+}
+
 // Word j of the quants of a block starting at byte B = 4·i0 + 2·odd, whose quants start at B+2:
 // x holds the aligned words from i0 on (Q8_0 / Q4_0 blocks are only 2-byte aligned).
 fn realign(lo: u32, hi: u32, odd: bool) -> u32 {
     return select((lo >> 16u) | (hi << 16u), hi, odd);
-}
-
-fn w_scalar(e: u32) -> f32 {
-#if W_VEC
-    return 0.0;
-#else
-#if W_F32
-    return w[e];
-#else
-#if W_F16
-    return f16_at(w[e >> 1u], e);
-#else
-    return 0.0;
-#endif
-#endif
-#endif
 }
 
 #if PLAIN_W
@@ -234,7 +227,11 @@ fn load_w_item(lc: u32, g: u32, n0: u32, k0: u32) {
         let e = col * p.k + k;
         for (var i = 0u; i < 8u; i++) {
             if k + i < p.k {
-                v[i >> 2u][i & 3u] = w_scalar(e + i);
+#if W_F16
+                v[i >> 2u][i & 3u] = f16_at(w[(e + i) >> 1u], e + i);
+#else
+                v[i >> 2u][i & 3u] = w[e + i];
+#endif
             }
         }
 #endif
@@ -265,7 +262,7 @@ fn load_w_item(lc: u32, bt: u32, n0: u32, k0: u32) {
         let x6 = w[i0 + 6u];
         let x7 = w[i0 + 7u];
         let x8 = w[i0 + 8u];
-        let d = select(half_lo(x0), half_hi(x0), odd);
+        let d = select(unpack2x16float(x0).x, unpack2x16float(x0).y, odd);
         v[0] = d * bytes_i8(realign(x0, x1, odd));
         v[1] = d * bytes_i8(realign(x1, x2, odd));
         v[2] = d * bytes_i8(realign(x2, x3, odd));
@@ -288,36 +285,14 @@ fn load_w_item(lc: u32, bt: u32, n0: u32, k0: u32) {
         let x2 = w[i0 + 2u];
         let x3 = w[i0 + 3u];
         let x4 = w[i0 + 4u];
-        let d = select(half_lo(x0), half_hi(x0), odd);
-        let q0 = realign(x0, x1, odd);
-        let q1 = realign(x1, x2, odd);
-        let q2 = realign(x2, x3, odd);
-        let q3 = realign(x3, x4, odd);
-        v[0] = d * (nibbles(q0, 0u) - 8.0);
-        v[1] = d * (nibbles(q1, 0u) - 8.0);
-        v[2] = d * (nibbles(q2, 0u) - 8.0);
-        v[3] = d * (nibbles(q3, 0u) - 8.0);
-        v[4] = d * (nibbles(q0, 4u) - 8.0);
-        v[5] = d * (nibbles(q1, 4u) - 8.0);
-        v[6] = d * (nibbles(q2, 4u) - 8.0);
-        v[7] = d * (nibbles(q3, 4u) - 8.0);
+        let d = select(unpack2x16float(x0).x, unpack2x16float(x0).y, odd);
+        v = q4_block(realign(x0, x1, odd), realign(x1, x2, odd), realign(x2, x3, odd), realign(x3, x4, odd), d, -8.0 * d);
 #endif
 #if Q4_1
         // 20 bytes (4-aligned): f16 d, f16 m, 16 bytes of nibbles as in Q4_0; x = d * q + m.
         let i0 = blk * 5u;
         let dm = unpack2x16float(w[i0]);
-        let q0 = w[i0 + 1u];
-        let q1 = w[i0 + 2u];
-        let q2 = w[i0 + 3u];
-        let q3 = w[i0 + 4u];
-        v[0] = dm.x * nibbles(q0, 0u) + dm.y;
-        v[1] = dm.x * nibbles(q1, 0u) + dm.y;
-        v[2] = dm.x * nibbles(q2, 0u) + dm.y;
-        v[3] = dm.x * nibbles(q3, 0u) + dm.y;
-        v[4] = dm.x * nibbles(q0, 4u) + dm.y;
-        v[5] = dm.x * nibbles(q1, 4u) + dm.y;
-        v[6] = dm.x * nibbles(q2, 4u) + dm.y;
-        v[7] = dm.x * nibbles(q3, 4u) + dm.y;
+        v = q4_block(w[i0 + 1u], w[i0 + 2u], w[i0 + 3u], w[i0 + 4u], dm.x, dm.y);
 #endif
     }
     put8(true, 4u * bt, bn, lc, v[0], v[1]);
@@ -574,10 +549,11 @@ fn main(
 #endif
 
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        // A tile: BM rows x BK/8 groups of 8; W tile: BN columns x BK/W_ITEM items.
+        // A tile: BM rows x BK/8 groups of 8; W tile: BN columns x BK/W_ITEM items. Adjacent
+        // threads take adjacent parts of one row (coalesced global reads).
         for (var e = t; e < bm * (BK / 8u); e += WG) {
-            let row = e % bm;
-            let g = e / bm;
+            let row = e / (BK / 8u);
+            let g = e % (BK / 8u);
 #if RAW_A
             // f16 rows into f16 tiles: copy the bits.
             let k = k0 + 8u * g;

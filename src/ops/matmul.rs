@@ -50,7 +50,8 @@ pub struct MatMulTune {
     /// Columns per thread: 2 or 4.
     pub tn: u32,
     /// Load each A value once per subgroup and broadcast it (needs SUBGROUP, subgroups of at
-    /// least `tm` lanes). Pays off where lane-varying loads are scalarized (CPU adapters).
+    /// least `tm` lanes whose size divides `wg_n`, made of consecutive invocations as on every
+    /// known driver). Pays off where lane-varying loads are scalarized (CPU adapters).
     pub subgroup_a: bool,
     /// Tiles of f16 (packed in u32 without SHADER_F16): half the workgroup memory and loads.
     pub f16_tiles: bool,
@@ -154,8 +155,14 @@ impl MatMulTune {
                 "{shared} bytes of workgroup memory exceed the device's limit"
             ));
         }
-        if self.subgroup_a && (!gpu.caps.subgroup || gpu.caps.subgroup_min_size < self.tm) {
-            return bad("subgroup_a needs subgroups of at least tm lanes".into());
+        let caps = &gpu.caps;
+        if self.subgroup_a
+            && (!caps.subgroup
+                || caps.subgroup_min_size < self.tm
+                || caps.subgroup_max_size == 0
+                || !self.wg_n.is_multiple_of(caps.subgroup_max_size))
+        {
+            return bad("subgroup_a needs subgroups of tm..=wg_n lanes dividing wg_n".into());
         }
         if self.f16_math && (!gpu.caps.f16 || !self.f16_tiles || self.subgroup_a) {
             return bad("f16_math needs SHADER_F16 and f16_tiles, without subgroup_a".into());
@@ -299,6 +306,10 @@ impl MatMul {
         }
         if tune.f16_math {
             extra.push("F16_MATH");
+        }
+        if tune.f16_tiles && gpu.desc.software {
+            // CPU adapters emulate pack2x16float at length; integer ops are several times shorter.
+            extra.push("SOFT_PACK");
         }
         let mut flags = gpu.flags(&extra);
         if !tune.subgroup_a {
