@@ -57,12 +57,20 @@ pub struct Stats {
 impl Stats {
     pub fn prefill_tok_s(&self) -> f64 {
         let n = (self.prompt_tokens - self.reused_tokens) as f64;
-        if self.prefill_secs > 0.0 { n / self.prefill_secs } else { 0.0 }
+        if self.prefill_secs > 0.0 {
+            n / self.prefill_secs
+        } else {
+            0.0
+        }
     }
 
     pub fn decode_tok_s(&self) -> f64 {
         let n = self.token_secs.len() as f64;
-        if self.decode_secs > 0.0 { n / self.decode_secs } else { 0.0 }
+        if self.decode_secs > 0.0 {
+            n / self.decode_secs
+        } else {
+            0.0
+        }
     }
 }
 
@@ -83,7 +91,13 @@ impl<'a> StopFilter<'a> {
     /// Add text; returns (text safe to emit now, whether a stop string was hit).
     fn push(&mut self, piece: &str) -> (String, bool) {
         self.text.push_str(piece);
-        if let Some(end) = self.stops.iter().filter(|s| !s.is_empty()).filter_map(|s| self.text.find(s.as_str())).min() {
+        if let Some(end) = self
+            .stops
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| self.text.find(s.as_str()))
+            .min()
+        {
             let out = self.text[self.emitted..end.max(self.emitted)].to_string();
             self.emitted = self.text.len();
             return (out, true);
@@ -92,7 +106,11 @@ impl<'a> StopFilter<'a> {
         let hold = self
             .stops
             .iter()
-            .flat_map(|s| (1..s.len()).filter(|&n| s.is_char_boundary(n)).map(move |n| &s[..n]))
+            .flat_map(|s| {
+                (1..s.len())
+                    .filter(|&n| s.is_char_boundary(n))
+                    .map(move |n| &s[..n])
+            })
             .filter(|p| self.text.ends_with(p))
             .map(|p| p.len())
             .max()
@@ -119,7 +137,10 @@ pub struct Session {
 
 impl Session {
     pub fn new(model: Llama) -> Self {
-        Session { model, cached: Vec::new() }
+        Session {
+            model,
+            cached: Vec::new(),
+        }
     }
 
     /// Generate after `prompt` (the whole conversation so far, as tokens). `decode` turns
@@ -138,23 +159,40 @@ impl Session {
             return Err(ModelError::Empty);
         }
         // Reuse the cached prefix; always run at least the last prompt token for its logits.
-        let common = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        let common = self
+            .cached
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count();
         let reuse = common.min(prompt.len() - 1);
         self.model.pos = reuse;
         self.cached.truncate(reuse);
         let new = &prompt[reuse..];
         if reuse + new.len() > self.model.ctx() {
-            return Err(ModelError::ContextFull { tokens: new.len(), used: reuse, ctx: self.model.ctx() });
+            return Err(ModelError::ContextFull {
+                tokens: new.len(),
+                used: reuse,
+                ctx: self.model.ctx(),
+            });
         }
         let mut sampler = Sampler::new(opts.sampling.clone());
         let need = opts.sampling.need();
-        let mut stats = Stats { prompt_tokens: prompt.len(), reused_tokens: reuse, ..Default::default() };
+        let mut stats = Stats {
+            prompt_tokens: prompt.len(),
+            reused_tokens: reuse,
+            ..Default::default()
+        };
         let mut logits: Logits = self.model.forward(gpu, new, need)?;
         self.cached.extend_from_slice(new);
         stats.prefill_secs = start.elapsed().as_secs_f64();
         let mut history = prompt.to_vec();
         let mut generated = Vec::new();
-        let mut filter = StopFilter { stops: &opts.stop, text: String::new(), emitted: 0 };
+        let mut filter = StopFilter {
+            stops: &opts.stop,
+            text: String::new(),
+            emitted: 0,
+        };
         let mut shown = String::new();
         let stop = loop {
             let token = sampler.sample(logits.candidates(), &history);
@@ -168,7 +206,10 @@ impl Session {
             history.push(token);
             // Decode all generated tokens and emit the new tail, once it is whole UTF-8.
             let text = decode(&generated);
-            if !text.ends_with('\u{fffd}') && text.len() >= shown.len() && text.starts_with(shown.as_str()) {
+            if !text.ends_with('\u{fffd}')
+                && text.len() >= shown.len()
+                && text.starts_with(shown.as_str())
+            {
                 let (out, hit) = filter.push(&text[shown.len()..]);
                 shown = text;
                 if !out.is_empty() {
@@ -197,7 +238,11 @@ impl Session {
         }
         stats.decode_secs = stats.token_secs.iter().sum();
         stats.generated_tokens = generated.len();
-        Ok(Output { tokens: generated, stop, stats })
+        Ok(Output {
+            tokens: generated,
+            stop,
+            stats,
+        })
     }
 }
 
@@ -208,7 +253,11 @@ mod tests {
     #[test]
     fn stop_filter_holds_back_possible_prefixes() {
         let stops = vec!["<end>".to_string()];
-        let mut f = StopFilter { stops: &stops, text: String::new(), emitted: 0 };
+        let mut f = StopFilter {
+            stops: &stops,
+            text: String::new(),
+            emitted: 0,
+        };
         assert_eq!(f.push("hello <e"), ("hello ".to_string(), false));
         assert_eq!(f.push("x"), ("<ex".to_string(), false));
         assert_eq!(f.push(" bye<en"), (" bye".to_string(), false));
@@ -218,7 +267,11 @@ mod tests {
     #[test]
     fn stop_filter_flushes_when_no_stop() {
         let stops = vec!["STOP".to_string()];
-        let mut f = StopFilter { stops: &stops, text: String::new(), emitted: 0 };
+        let mut f = StopFilter {
+            stops: &stops,
+            text: String::new(),
+            emitted: 0,
+        };
         assert_eq!(f.push("abc S").0, "abc ");
         assert_eq!(f.flush(), "S");
     }

@@ -1,6 +1,7 @@
 //! tokenmill: portable LLM inference on WGSL compute shaders through wgpu.
 
 pub mod chat;
+pub mod generate;
 pub mod gpu;
 pub mod model;
 pub mod ops;

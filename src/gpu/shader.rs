@@ -23,12 +23,10 @@ pub const SHADERS: &[(&str, &str)] = &[
     shader!("softmax"),
     shader!("topk"),
     shader!("attention"),
-    ("common", include_str!("../../shaders/common.wgsl")),
-    ("elementwise", include_str!("../../shaders/elementwise.wgsl")),
-    ("matvec", include_str!("../../shaders/matvec.wgsl")),
-    ("dequant", include_str!("../../shaders/dequant.wgsl")),
-    ("bandwidth", include_str!("../../shaders/bandwidth.wgsl")),
-    ("matmul", include_str!("../../shaders/matmul.wgsl")),
+    shader!("matvec"),
+    shader!("dequant"),
+    shader!("bandwidth"),
+    shader!("matmul"),
 ];
 
 /// Look up a shader's source by name.

@@ -38,7 +38,11 @@ impl Llama {
         // GGUF llama files store q/k rows permuted for pairs (2i, 2i+1).
         let cfg = RopeConfig {
             n_rot: self.cfg.rope_dim,
-            ..RopeConfig::new(self.cfg.head_dim, self.cfg.rope_theta as f64, RopeStyle::Interleaved)
+            ..RopeConfig::new(
+                self.cfg.head_dim,
+                self.cfg.rope_theta as f64,
+                RopeStyle::Interleaved,
+            )
         };
         Ok(Rope::new(gpu, cfg)?)
     }
@@ -62,7 +66,11 @@ impl Llama {
         let k = view(&a.k, &[nkv * hd]);
         let v = view(&a.v, &[nkv * hd]);
         let o = view(&a.attn, &[nh * hd]);
-        let (gate, up, act) = (view(&a.gate, &[ff]), view(&a.up, &[ff]), view(&a.act, &[ff]));
+        let (gate, up, act) = (
+            view(&a.gate, &[ff]),
+            view(&a.up, &[ff]),
+            view(&a.act, &[ff]),
+        );
         let mut plan = Embedding::prepare(gpu, &view(&a.ids, &[1]), &self.weights.token_embd, &x1)?;
         for (l, w) in self.weights.layers.iter().enumerate() {
             plan.push(norm.prepare(gpu, &x1, &w.attn_norm, &xn1)?);
@@ -92,7 +100,13 @@ impl Llama {
         let d = self.cfg.n_embd;
         let norm = RmsNorm::new(self.cfg.rms_eps);
         let mut plan = vec![norm.prepare(gpu, x, &self.weights.output_norm, xn)?];
-        plan.extend(QMatVec::prepare(gpu, self.weights.lm_head(), &view(xn, &[d]), &self.act.logits, false)?);
+        plan.extend(QMatVec::prepare(
+            gpu,
+            self.weights.lm_head(),
+            &view(xn, &[d]),
+            &self.act.logits,
+            false,
+        )?);
         Ok(plan)
     }
 
@@ -108,10 +122,22 @@ impl Llama {
         let mm = MatMul::new(gpu);
         let mm_acc = MatMul::new(gpu).accumulate(true);
         let (x, xn) = (view(&a.x, &[t, d]), view(&a.xn, &[t, d]));
-        let (q, k, v) = (view(&a.q, &[t, nh * hd]), view(&a.k, &[t, nkv * hd]), view(&a.v, &[t, nkv * hd]));
-        let (q3, k3, v3) = (view(&a.q, &[t, nh, hd]), view(&a.k, &[t, nkv, hd]), view(&a.v, &[t, nkv, hd]));
+        let (q, k, v) = (
+            view(&a.q, &[t, nh * hd]),
+            view(&a.k, &[t, nkv * hd]),
+            view(&a.v, &[t, nkv * hd]),
+        );
+        let (q3, k3, v3) = (
+            view(&a.q, &[t, nh, hd]),
+            view(&a.k, &[t, nkv, hd]),
+            view(&a.v, &[t, nkv, hd]),
+        );
         let (o, o3) = (view(&a.attn, &[t, nh * hd]), view(&a.attn, &[t, nh, hd]));
-        let (gate, up, act) = (view(&a.gate, &[t, ff]), view(&a.up, &[t, ff]), view(&a.act, &[t, ff]));
+        let (gate, up, act) = (
+            view(&a.gate, &[t, ff]),
+            view(&a.up, &[t, ff]),
+            view(&a.act, &[t, ff]),
+        );
         let mut plan = Embedding::prepare(gpu, &view(&a.ids, &[t]), &self.weights.token_embd, &x)?;
         for (l, w) in self.weights.layers.iter().enumerate() {
             plan.push(norm.prepare(gpu, &x, &w.attn_norm, &xn)?);
@@ -150,7 +176,12 @@ impl Llama {
         pollster::block_on(self.forward_async(gpu, tokens, need))
     }
 
-    pub async fn forward_async(&mut self, gpu: &Gpu, tokens: &[u32], need: LogitsNeed) -> Result<Logits> {
+    pub async fn forward_async(
+        &mut self,
+        gpu: &Gpu,
+        tokens: &[u32],
+        need: LogitsNeed,
+    ) -> Result<Logits> {
         if tokens.is_empty() {
             return Err(ModelError::Empty);
         }
@@ -162,7 +193,11 @@ impl Llama {
             });
         }
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.cfg.vocab_size) {
-            return Err(GpuError::shape("embedding", format!("token id {bad} >= vocab {}", self.cfg.vocab_size)).into());
+            return Err(GpuError::shape(
+                "embedding",
+                format!("token id {bad} >= vocab {}", self.cfg.vocab_size),
+            )
+            .into());
         }
         let pick = self.build_pick(gpu, need)?;
         let mut encoders = Vec::new();
@@ -185,27 +220,42 @@ impl Llama {
                 record(&mut enc, &[&self.prefill_plans[&t]]);
                 if i + 1 == chunks.len() {
                     let row = (self.cfg.n_embd * 4) as u64;
-                    enc.copy_buffer_to_buffer(&self.act.x.buffer, row * (t as u64 - 1), &self.act.x_last.buffer, 0, row);
+                    enc.copy_buffer_to_buffer(
+                        &self.act.x.buffer,
+                        row * (t as u64 - 1),
+                        &self.act.x_last.buffer,
+                        0,
+                        row,
+                    );
                     let head = self.build_head(gpu, &self.act.x_last, &self.act.xn_last)?;
                     record(&mut enc, &[&head, &pick]);
                 }
                 gpu.queue.submit([enc.finish()]);
             }
         }
-        let enc = encoders.pop().unwrap_or_else(|| gpu.device.create_command_encoder(&Default::default()));
+        let enc = encoders
+            .pop()
+            .unwrap_or_else(|| gpu.device.create_command_encoder(&Default::default()));
         let out = self.read_pick(gpu, enc, need).await?;
         Ok(out)
     }
 
     fn write_step(&mut self, gpu: &Gpu, tokens: &[u32]) {
-        gpu.queue.write_buffer(&self.act.ids.buffer, 0, bytemuck::cast_slice(tokens));
+        gpu.queue
+            .write_buffer(&self.act.ids.buffer, 0, bytemuck::cast_slice(tokens));
         let step = StepParams::new(self.pos, tokens.len());
-        gpu.queue.write_buffer(&self.act.step, 0, bytemuck::bytes_of(&step));
+        gpu.queue
+            .write_buffer(&self.act.step, 0, bytemuck::bytes_of(&step));
         self.pos += tokens.len();
     }
 
     /// Copy the picked result (or the logits) to a staging buffer in `enc`, submit, and read.
-    async fn read_pick(&self, gpu: &Gpu, mut enc: wgpu::CommandEncoder, need: LogitsNeed) -> Result<Logits> {
+    async fn read_pick(
+        &self,
+        gpu: &Gpu,
+        mut enc: wgpu::CommandEncoder,
+        need: LogitsNeed,
+    ) -> Result<Logits> {
         let src = match need {
             LogitsNeed::Argmax => view(&self.act.pick, &[1]),
             LogitsNeed::TopK(k) => view(&self.act.pick, &[k, 2]),
@@ -230,7 +280,9 @@ impl Llama {
             .map_err(|_| GpuError::Readback("map callback dropped".into()))?
             .map_err(|e| GpuError::Readback(e.to_string()))?;
         let words: Vec<u32> = {
-            let bytes = staging.get_mapped_range(..).map_err(|e| GpuError::Readback(e.to_string()))?;
+            let bytes = staging
+                .get_mapped_range(..)
+                .map_err(|e| GpuError::Readback(e.to_string()))?;
             bytemuck::pod_collect_to_vec(&bytes)
         };
         staging.unmap();

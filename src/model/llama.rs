@@ -29,7 +29,11 @@ pub enum ModelError {
         expected: &'static str,
     },
     #[error("prompt of {tokens} tokens does not fit the context of {ctx} (already {used} used)")]
-    ContextFull { tokens: usize, used: usize, ctx: usize },
+    ContextFull {
+        tokens: usize,
+        used: usize,
+        ctx: usize,
+    },
     #[error("empty input: nothing to run")]
     Empty,
 }
@@ -71,7 +75,10 @@ impl Weights {
             .map(|l| {
                 l.attn_norm.nbytes()
                     + l.ffn_norm.nbytes()
-                    + [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down].iter().map(|t| c(t)).sum::<u64>()
+                    + [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+                        .iter()
+                        .map(|t| c(t))
+                        .sum::<u64>()
             })
             .sum();
         layers + c(&self.token_embd) + self.output_norm.nbytes() + self.output.as_ref().map_or(0, c)
@@ -79,16 +86,35 @@ impl Weights {
 }
 
 /// Formats the matvec and matmul kernels read directly.
-const MATRIX_TYPES: [DType; 5] = [DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1];
+const MATRIX_TYPES: [DType; 5] = [
+    DType::F32,
+    DType::F16,
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q4_1,
+];
 
 /// Upload a `[rows, cols]` weight as stored (BF16, which no kernel reads, becomes F32).
-fn upload_matrix(gpu: &Gpu, file: &GgufFile, name: &str, rows: usize, cols: usize) -> Result<ChunkedTensor> {
+fn upload_matrix(
+    gpu: &Gpu,
+    file: &GgufFile,
+    name: &str,
+    rows: usize,
+    cols: usize,
+) -> Result<ChunkedTensor> {
     let t = file.tensor(name)?;
     match t.info.ty.dtype() {
-        Some(dt) if MATRIX_TYPES.contains(&dt) => Ok(gpu.upload_chunked("weight", [rows, cols], dt, t.data)?),
+        Some(dt) if MATRIX_TYPES.contains(&dt) => {
+            Ok(gpu.upload_chunked("weight", [rows, cols], dt, t.data)?)
+        }
         _ if t.info.ty == GgmlType::BF16 => {
             let values = bf16_to_f32(t.data);
-            Ok(gpu.upload_chunked("weight", [rows, cols], DType::F32, bytemuck::cast_slice(&values))?)
+            Ok(gpu.upload_chunked(
+                "weight",
+                [rows, cols],
+                DType::F32,
+                bytemuck::cast_slice(&values),
+            )?)
         }
         _ => Err(ModelError::TensorType {
             tensor: name.to_string(),
@@ -107,7 +133,12 @@ fn upload_vector(gpu: &Gpu, file: &GgufFile, name: &str, len: usize) -> Result<G
 
 impl Weights {
     /// Upload every tensor, calling `progress(done, total)` after each.
-    pub fn load(gpu: &Gpu, file: &GgufFile, cfg: &LlamaConfig, mut progress: impl FnMut(usize, usize)) -> Result<Weights> {
+    pub fn load(
+        gpu: &Gpu,
+        file: &GgufFile,
+        cfg: &LlamaConfig,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Weights> {
         let (d, ff) = (cfg.n_embd, cfg.n_ff);
         let q_dim = cfg.n_heads * cfg.head_dim;
         let kv_dim = cfg.n_kv_heads * cfg.head_dim;
@@ -203,10 +234,22 @@ impl Activations {
     }
 
     pub fn nbytes(&self) -> u64 {
-        [&self.ids, &self.x, &self.xn, &self.q, &self.k, &self.v, &self.attn, &self.gate, &self.up, &self.act, &self.logits]
-            .iter()
-            .map(|t| t.nbytes())
-            .sum()
+        [
+            &self.ids,
+            &self.x,
+            &self.xn,
+            &self.q,
+            &self.k,
+            &self.v,
+            &self.attn,
+            &self.gate,
+            &self.up,
+            &self.act,
+            &self.logits,
+        ]
+        .iter()
+        .map(|t| t.nbytes())
+        .sum()
     }
 }
 
@@ -233,7 +276,12 @@ pub struct Llama {
 
 impl Llama {
     /// Upload weights and build buffers for a context of `ctx` tokens.
-    pub fn load(gpu: &Gpu, file: &GgufFile, ctx: usize, progress: impl FnMut(usize, usize)) -> Result<Llama> {
+    pub fn load(
+        gpu: &Gpu,
+        file: &GgufFile,
+        ctx: usize,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Llama> {
         let cfg = LlamaConfig::from_gguf(file.gguf())?;
         cfg.check_tensors(file.gguf())?;
         let ctx = ctx.clamp(1, cfg.context_length.max(1));

@@ -2,12 +2,20 @@
 //! row-chunked tensor in F32, F16, Q8_0, Q4_0 or Q4_1. Quantized weights are read in GGUF's own
 //! byte layout and dequantized in registers; they are never expanded in memory.
 
-use crate::gpu::{BindingKind, ChunkedTensor, DType, Dispatch, Gpu, GpuError, GpuTensor, PipelineKey, Result};
+use crate::gpu::{
+    BindingKind, ChunkedTensor, DType, Dispatch, Gpu, GpuError, GpuTensor, PipelineKey, Result,
+};
 
 const K: &str = "matvec";
 
 /// Weight formats the kernel reads.
-pub const MATVEC_DTYPES: &[DType] = &[DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1];
+pub const MATVEC_DTYPES: &[DType] = &[
+    DType::F32,
+    DType::F16,
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q4_1,
+];
 
 /// Launch shape of the matvec kernel, passed as override constants. The defaults live here so
 /// an autotuner can later pick values per device.
@@ -28,11 +36,19 @@ impl MatVecTune {
     pub const MAX_ROWS: u32 = 8;
 
     /// For hardware GPUs: a workgroup of 64 threads strides over the blocks of 2 rows.
-    pub const GPU: MatVecTune = MatVecTune { wg: 64, tpr: 64, rows: 2 };
+    pub const GPU: MatVecTune = MatVecTune {
+        wg: 64,
+        tpr: 64,
+        rows: 2,
+    };
 
     /// For CPU-backed adapters (lavapipe, SwiftShader): one thread per row group, so each SIMD
     /// lane streams its own rows while x is read once for all lanes.
-    pub const SOFTWARE: MatVecTune = MatVecTune { wg: 64, tpr: 1, rows: 2 };
+    pub const SOFTWARE: MatVecTune = MatVecTune {
+        wg: 64,
+        tpr: 1,
+        rows: 2,
+    };
 
     /// The default for `gpu`.
     pub fn for_gpu(gpu: &Gpu) -> Self {
@@ -123,7 +139,13 @@ impl QMatVec {
     /// Prepare `y = W x` (or `y += W x` when `accumulate`), one dispatch per chunk of `w`, with
     /// this device's default tuning. `w` is `[rows, cols]` (cols a multiple of 32), `x` f32
     /// `[cols]`, `y` f32 `[rows]`.
-    pub fn prepare(gpu: &Gpu, w: &ChunkedTensor, x: &GpuTensor, y: &GpuTensor, accumulate: bool) -> Result<Vec<Dispatch>> {
+    pub fn prepare(
+        gpu: &Gpu,
+        w: &ChunkedTensor,
+        x: &GpuTensor,
+        y: &GpuTensor,
+        accumulate: bool,
+    ) -> Result<Vec<Dispatch>> {
         Self::prepare_tuned(gpu, w, x, y, accumulate, MatVecTune::for_gpu(gpu))
     }
 
@@ -145,7 +167,10 @@ impl QMatVec {
             ));
         }
         if cols == 0 || cols % 32 != 0 {
-            return Err(GpuError::shape(K, format!("W has {cols} columns, expected a positive multiple of 32")));
+            return Err(GpuError::shape(
+                K,
+                format!("W has {cols} columns, expected a positive multiple of 32"),
+            ));
         }
         x.expect(K, "x", &[cols], &[DType::F32])?;
         y.expect(K, "y", &[rows], &[DType::F32])?;
@@ -200,19 +225,33 @@ impl QMatVec {
             let groups = (n as u32).div_ceil(tune.rows_per_workgroup());
             out.push(gpu.dispatch(
                 &kernel,
-                &[ubuf.as_entire_binding(), chunk.binding(), x.binding(), y.binding()],
+                &[
+                    ubuf.as_entire_binding(),
+                    chunk.binding(),
+                    x.binding(),
+                    y.binding(),
+                ],
                 gpu.grid(groups),
             )?);
         }
         if next_row != rows {
-            return Err(GpuError::shape(K, format!("chunks cover {next_row} rows of {rows}")));
+            return Err(GpuError::shape(
+                K,
+                format!("chunks cover {next_row} rows of {rows}"),
+            ));
         }
         Ok(out)
     }
 
     /// CPU reference: dequantize `w` (`[rows, cols]` bytes of `dtype`), then dot in f64; adds
     /// `y0` when given (the accumulate mode).
-    pub fn reference(dtype: DType, w: &[u8], cols: usize, x: &[f32], y0: Option<&[f32]>) -> Vec<f32> {
+    pub fn reference(
+        dtype: DType,
+        w: &[u8],
+        cols: usize,
+        x: &[f32],
+        y0: Option<&[f32]>,
+    ) -> Vec<f32> {
         let wf = crate::quant::dequantize(dtype, w);
         wf.chunks(cols)
             .enumerate()

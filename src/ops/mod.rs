@@ -6,31 +6,30 @@
 //! which the caller rewrites with `queue.write_buffer` each step; bind groups never change.
 
 pub mod attention;
+pub mod bandwidth;
+pub mod dequant;
 pub mod elementwise;
 pub mod embed;
 pub mod kv_cache;
+pub mod matmul;
+pub mod matvec;
 pub mod norm;
 pub mod rope;
 pub mod softmax;
 pub mod topk;
-pub mod matmul;
 
 pub use attention::{Attention, Split};
+pub use bandwidth::measure_read_bandwidth;
+pub use dequant::Dequant;
 pub use elementwise::Elementwise;
 pub use embed::Embedding;
 pub use kv_cache::{KvCache, KvLayer};
+pub use matmul::{MatMul, MatMulTune};
+pub use matvec::{MatVecTune, QMatVec};
 pub use norm::RmsNorm;
 pub use rope::{Rope, RopeConfig, RopeStyle};
 pub use softmax::Softmax;
 pub use topk::{Argmax, TopK};
-pub mod bandwidth;
-pub mod dequant;
-pub mod matvec;
-
-pub use bandwidth::measure_read_bandwidth;
-pub use dequant::Dequant;
-pub use matvec::{MatVecTune, QMatVec};
-pub use matmul::{MatMul, MatMulTune};
 
 /// Per-step values shared by every kernel of a forward pass (binding it is the op's choice).
 #[repr(C)]
