@@ -1,6 +1,7 @@
 //! tokenmill: portable LLM inference on WGSL compute shaders through wgpu.
 
 pub mod gpu;
+pub mod ledger;
 pub mod ops;
 pub mod quant;
 pub mod sampling;
