@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::gpu::AdapterDesc;
+use crate::gpu::{AdapterDesc, Caps};
 
 /// The record layout this build writes. Readers accept this version and older ones.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -153,6 +153,16 @@ impl AdapterId {
 pub struct FeaturesUsed {
     pub f16: bool,
     pub subgroups: bool,
+}
+
+impl From<&Caps> for FeaturesUsed {
+    /// The features a device was opened with (`Gpu::caps`), which the kernels then use.
+    fn from(c: &Caps) -> Self {
+        FeaturesUsed {
+            f16: c.f16,
+            subgroups: c.subgroup,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
