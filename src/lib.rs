@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod generate;
 pub mod gpu;
+pub mod ledger;
 pub mod model;
 pub mod ops;
 pub mod quant;

@@ -1,14 +1,37 @@
-//! `tokenmill devices`: every adapter as a table, or JSON with --json.
+//! `tokenmill devices`: every adapter as a table beside the ledger's best measured decode rate,
+//! or JSON with --json.
+
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
 use tokenmill::gpu::{list_adapters, AdapterDesc};
+use tokenmill::ledger::{self, select::best_decode, Record};
 
 #[derive(Args)]
 pub struct DevicesArgs {
     /// Print JSON (one array of adapter objects) instead of a table.
     #[arg(long)]
     json: bool,
+    /// Ledger whose figures are shown beside each adapter; default: this user's ledger.
+    #[arg(long, value_name = "PATH")]
+    ledger: Option<PathBuf>,
+}
+
+/// Records from `--ledger` (which must exist) or the default ledger (which may not yet).
+fn ledger_records(path: Option<PathBuf>) -> Result<(Vec<Record>, Option<PathBuf>)> {
+    let path = match path {
+        Some(p) => p,
+        None => match ledger::default_ledger_path().filter(|p| p.exists()) {
+            Some(p) => p,
+            None => return Ok((Vec::new(), None)),
+        },
+    };
+    let loaded = ledger::load(std::slice::from_ref(&path))?;
+    for e in &loaded.errors {
+        eprintln!("warning: {e} (line skipped)");
+    }
+    Ok((loaded.records, Some(path)))
 }
 
 pub fn run(args: DevicesArgs) -> Result<()> {
@@ -19,7 +42,30 @@ pub fn run(args: DevicesArgs) -> Result<()> {
     if adapters.is_empty() {
         anyhow::bail!("no GPU adapter found; on Linux without a GPU run `source scripts/lavapipe.sh` for a CPU Vulkan driver");
     }
-    super::print(&table(&adapters))
+    let (records, path) = ledger_records(args.ledger)?;
+    let mut out = table(&adapters, &records);
+    let measured = adapters.iter().any(|d| best_decode(&records, d).is_some());
+    if !measured {
+        out += &match path {
+            Some(p) => format!(
+                "\nno passing ledger records for these adapters in {}; run `tokenmill bench` to measure\n",
+                p.display()
+            ),
+            None => "\nno ledger yet; run `tokenmill bench` to measure these adapters\n".into(),
+        };
+    }
+    super::print(&out)
+}
+
+/// `312.4 tok/s SmolLM2-135M q4_1 p128/g128`: the best measured decode rate, or `-`.
+fn ledger_cell(records: &[Record], d: &AdapterDesc) -> String {
+    match best_decode(records, d) {
+        Some((v, r)) => format!(
+            "{v:.1} tok/s {} {} p{}/g{}",
+            r.model.name, r.model.quant, r.workload.prompt_tokens, r.workload.gen_tokens
+        ),
+        None => "-".into(),
+    }
 }
 
 fn yes(d: &AdapterDesc, feature: &str) -> &'static str {
@@ -35,7 +81,7 @@ fn mib(bytes: u64) -> String {
 }
 
 /// A plain-text table, columns sized to their contents.
-pub fn table(adapters: &[AdapterDesc]) -> String {
+pub fn table(adapters: &[AdapterDesc], records: &[Record]) -> String {
     let header = [
         "#",
         "name",
@@ -48,6 +94,7 @@ pub fn table(adapters: &[AdapterDesc]) -> String {
         "timestamps",
         "max binding",
         "subgroup size",
+        "ledger best decode",
     ];
     let rows: Vec<Vec<String>> = adapters
         .iter()
@@ -68,6 +115,7 @@ pub fn table(adapters: &[AdapterDesc]) -> String {
                 yes(d, "TIMESTAMP_QUERY").into(),
                 mib(d.max_storage_buffer_binding_size),
                 format!("{}-{}", d.subgroup_min_size, d.subgroup_max_size),
+                ledger_cell(records, d),
             ]
         })
         .collect();

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod compare;
 mod devices;
 
 #[derive(Parser)]
@@ -20,11 +21,14 @@ struct Cli {
 enum Command {
     /// List every GPU adapter on every backend with its features and limits.
     Devices(devices::DevicesArgs),
+    /// Merge ledgers and compare devices on identical workloads (table, optional HTML report).
+    Compare(compare::CompareArgs),
 }
 
 pub fn run() -> Result<()> {
     match Cli::parse().command {
         Command::Devices(args) => devices::run(args),
+        Command::Compare(args) => compare::run(args),
     }
 }
 

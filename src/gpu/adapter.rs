@@ -183,7 +183,7 @@ pub fn choose(adapters: Vec<wgpu::Adapter>, choice: &DeviceChoice) -> Result<wgp
 }
 
 /// Prefer the native compute APIs over GL when the same GPU appears twice.
-fn backend_rank(backend: &str) -> u32 {
+pub fn backend_rank(backend: &str) -> u32 {
     match backend {
         "vulkan" | "metal" | "dx12" | "webgpu" => 0,
         _ => 1,
