@@ -3,8 +3,11 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod chat;
 mod compare;
 mod devices;
+mod load;
+mod run;
 
 #[derive(Parser)]
 #[command(
@@ -19,6 +22,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Generate text from a prompt, streamed to stdout.
+    Run(run::RunArgs),
+    /// Interactive multi-turn chat (the KV cache is kept between turns).
+    Chat(chat::ChatArgs),
     /// List every GPU adapter on every backend with its features and limits.
     Devices(devices::DevicesArgs),
     /// Merge ledgers and compare devices on identical workloads (table, optional HTML report).
@@ -27,6 +34,8 @@ enum Command {
 
 pub fn run() -> Result<()> {
     match Cli::parse().command {
+        Command::Run(args) => run::run(args),
+        Command::Chat(args) => chat::run(args),
         Command::Devices(args) => devices::run(args),
         Command::Compare(args) => compare::run(args),
     }
