@@ -7,12 +7,14 @@ use tokenmill::quant::{dequantize, quantize};
 
 const FORMATS: [DType; 5] = [DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1];
 
-/// Launch shapes that cover each reduction path: whole-workgroup rows (subgroup or tree),
-/// thread-per-row (no reduction), and small row groups reduced by the shared tree.
-const TUNES: [MatVecTune; 3] = [
+/// Launch shapes that cover each layout and reduction path: whole-workgroup rows (subgroup or
+/// tree), thread-per-row (no reduction), small row groups reduced by the shared tree, and the
+/// SPLIT layout (with a last row group that is only partly inside the workgroup's rows).
+const TUNES: [MatVecTune; 4] = [
     MatVecTune::GPU,
     MatVecTune::SOFTWARE,
-    MatVecTune { wg: 32, tpr: 8, rows: 3 },
+    MatVecTune { wg: 32, tpr: 8, rows: 3, split_rows: 0 },
+    MatVecTune { wg: 64, tpr: 1, rows: 3, split_rows: 7 },
 ];
 
 /// Run y (+)= W x on the GPU and compare with the f64 reference of the dequantized weights.
@@ -24,12 +26,9 @@ fn check(gpu: &Gpu, dtype: DType, rows: usize, cols: usize, accumulate: bool, tu
     let w = gpu.upload_chunked("w", [rows, cols], dtype, &bytes).unwrap();
     let gx = gpu.upload_f32("x", &[cols], &x).unwrap();
     let gy = gpu.upload_f32("y", &[rows], &y0).unwrap();
-    let t0 = std::time::Instant::now();
     let d = QMatVec::prepare_tuned(gpu, &w, &gx, &gy, accumulate, tune).unwrap();
-    let t1 = t0.elapsed();
     gpu.run(&d).unwrap();
     let got = gpu.read_f32(&gy).unwrap();
-    eprintln!("{dtype:?} {rows}x{cols} prep {t1:?} run {:?}", t0.elapsed());
     let want = QMatVec::reference(dtype, &bytes, cols, &x, accumulate.then_some(&y0[..]));
     // f32 accumulation of K products: rounding grows like sqrt(K) * |w| * |x| (plus |y0| when
     // accumulating). 1e-5 per sqrt(K) is ~100x the expected error and far below the error of
@@ -63,6 +62,7 @@ fn matvec_large_k_and_accumulate() {
         for dtype in FORMATS {
             check(&t.gpu, dtype, 33, 11008, false, MatVecTune::for_gpu(&t.gpu), 5);
             check(&t.gpu, dtype, 33, 11008, true, MatVecTune::GPU, 6);
+            check(&t.gpu, dtype, 33, 11008, true, TUNES[3], 7);
         }
     });
 }
@@ -118,7 +118,7 @@ fn matvec_rejects_bad_shapes_and_types() {
         let msg = QMatVec::prepare(gpu, &w30, &x30, &y, false).err().expect("cols").to_string();
         assert!(msg.contains("multiple of 32"), "{msg}");
 
-        let bad = MatVecTune { wg: 48, tpr: 1, rows: 2 };
+        let bad = MatVecTune { wg: 48, tpr: 1, rows: 2, split_rows: 0 };
         let msg = QMatVec::prepare_tuned(gpu, &w, &x, &y, false, bad).err().expect("tune").to_string();
         assert!(msg.contains("tuning"), "{msg}");
     });
