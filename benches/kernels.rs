@@ -33,14 +33,9 @@ fn tunes(gpu: &Gpu) -> Vec<MatVecTune> {
     spec.split(';')
         .filter(|s| !s.trim().is_empty())
         .map(|t| {
-            let v: Vec<u32> = t.split(',').map(|n| n.trim().parse().expect("TOKENMILL_TUNES: wg,tpr,rows[,split_rows]")).collect();
-            assert!(v.len() == 3 || v.len() == 4, "TOKENMILL_TUNES: wg,tpr,rows[,split_rows]");
-            MatVecTune {
-                wg: v[0],
-                tpr: v[1],
-                rows: v[2],
-                split_rows: v.get(3).copied().unwrap_or(0),
-            }
+            let v: Vec<u32> = t.split(',').map(|n| n.trim().parse().expect("TOKENMILL_TUNES: wg,tpr,rows")).collect();
+            assert_eq!(v.len(), 3, "TOKENMILL_TUNES: wg,tpr,rows");
+            MatVecTune { wg: v[0], tpr: v[1], rows: v[2] }
         })
         .collect()
 }

@@ -11,29 +11,25 @@ struct Params {
     row_offset: u32, // index in y of the chunk's first row
     units: u32,      // units per row
     row_words: u32,  // u32 words per row (aligned formats)
-    blocks: u32,     // blocks per row
+    blocks: u32,     // blocks per row (unpaired q8_0 / q4_0)
     accumulate: u32, // 1: y += W x (fused residual add); 0: y = W x
-    group_rows: u32, // SPLIT: rows one workgroup computes
+    _pad1: u32,
     _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
-#if SPLIT
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-#else
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
-#endif
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
 override WG: u32 = 64u;
 override TPR: u32 = 64u;
 override R: u32 = 2u;
 
-const MAX_R: u32 = 8u;
-const MAX_WG: u32 = 256u;
+const MAX_R: u32 = 32u;
 
-var<workgroup> red: array<f32, 2048>; // MAX_WG * MAX_R
+// Partial sums of the reduction, r * WG + t (the host keeps WG * R within its size).
+var<workgroup> red: array<f32, 2048>;
 
 // Columns per unit / 4: the vec4s of x one unit multiplies.
 #if PAIRED
@@ -177,7 +173,6 @@ fn store(row: u32, v: f32) {
     }
 }
 
-#if !SPLIT
 @compute @workgroup_size(WG)
 fn matvec(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -190,7 +185,8 @@ fn matvec(
 #endif
 ) {
     let slot = t / TPR;
-    let lane = t % TPR;
+    // (t & (TPR - 1)) folds to 0 for TPR = 1, so x loads are seen as uniform across threads.
+    let lane = t & (TPR - 1u);
     let first = (linear_group(wid, nwg) * (WG / TPR) + slot) * R;
     let last = p.rows - 1u;
     var acc: array<f32, MAX_R>;
@@ -226,14 +222,14 @@ fn matvec(
         for (var r = 0u; r < R; r++) {
             let s = subgroupAdd(acc[r]);
             if sg_lane == 0u {
-                red[r * MAX_WG + sg_id] = s;
+                red[r * WG + sg_id] = s;
             }
         }
         workgroupBarrier();
         if t < R {
             var s = 0.0;
             for (var i = 0u; i < sg_count; i++) {
-                s += red[t * MAX_WG + i];
+                s += red[t * WG + i];
             }
             store(first + t, s);
         }
@@ -242,123 +238,18 @@ fn matvec(
 #endif
     // Workgroup-shared tree within each row group's TPR threads (TPR a power of two).
     for (var r = 0u; r < R; r++) {
-        red[r * MAX_WG + t] = acc[r];
+        red[r * WG + t] = acc[r];
     }
     workgroupBarrier();
     for (var s = TPR / 2u; s > 0u; s >>= 1u) {
         if lane < s {
             for (var r = 0u; r < R; r++) {
-                red[r * MAX_WG + t] += red[r * MAX_WG + t + s];
+                red[r * WG + t] += red[r * WG + t + s];
             }
         }
         workgroupBarrier();
     }
     for (var r = lane; r < R; r += TPR) {
-        store(first + r, red[r * MAX_WG + slot * TPR]);
+        store(first + r, red[r * WG + slot * TPR]);
     }
 }
-#endif
-
-#if SPLIT
-// SPLIT layout (workgroups of 8 threads; q8_0 / q4_0 / q4_1): the 8 threads share every weight
-// word, each taking its own nibble (q4) or byte (q8) of it. Weight addresses are then the same
-// for all threads, which CPU-backed adapters turn into one scalar load instead of a per-lane
-// gather; the per-thread x values are gathered once per block for all R rows.
-
-const MAX_RS: u32 = 16u;
-
-#if !SUBGROUP
-var<workgroup> lanes: array<f32, 128>; // 8 * MAX_RS
-#endif
-
-// Block element that lane l takes from quant word i (0..3) of a block.
-fn split_elem(i: u32, l: u32) -> u32 {
-#if Q8_0
-    return 8u * i + l;
-#else
-    return 4u * i + (l >> 1u) + 16u * (l & 1u);
-#endif
-}
-
-// Lane l's part of the dot of block b of `row` with its x values xv (xsum = their sum).
-fn split_block(row: u32, b: u32, l: u32, xv: vec4<f32>, xsum: f32) -> f32 {
-#if Q4_1
-    let base = (row * p.blocks + b) * 5u;
-    let dm = unpack2x16float(w[base]);
-    let q = vec4<u32>(w[base + 1u], w[base + 2u], w[base + 3u], w[base + 4u]);
-    let n = vec4<f32>(bitcast<vec4<i32>>((q >> vec4<u32>(4u * l)) & vec4<u32>(15u)));
-    return dm.x * dot(n, xv) + dm.y * xsum;
-#endif
-#if Q4_0
-    let off = (row * p.blocks + b) * 18u;
-    let wb = off >> 2u;
-    let odd = (off & 2u) != 0u;
-    let w0 = w[wb];
-    let w1 = w[wb + 1u];
-    let w2 = w[wb + 2u];
-    let w3 = w[wb + 3u];
-    let w4 = w[wb + 4u];
-    let q = vec4<u32>(qword(w0, w1, odd), qword(w1, w2, odd), qword(w2, w3, odd), qword(w3, w4, odd));
-    let n = vec4<f32>(bitcast<vec4<i32>>((q >> vec4<u32>(4u * l)) & vec4<u32>(15u)));
-    let dd = unpack2x16float(w0);
-    return select(dd.x, dd.y, odd) * (dot(n, xv) - 8.0 * xsum);
-#endif
-#if Q8_0
-    let off = (row * p.blocks + b) * 34u;
-    let wb = off >> 2u;
-    let odd = (off & 2u) != 0u;
-    var q: array<u32, 8>;
-    var prev = w[wb];
-    let dd = unpack2x16float(prev);
-    for (var i = 0u; i < 8u; i++) {
-        let next = w[wb + 1u + i];
-        q[i] = qword(prev, next, odd);
-        prev = next;
-    }
-    // Lane l takes byte l & 3 of word 2i + (l >> 2).
-    let hi = l >= 4u;
-    let v = bitcast<vec4<i32>>(vec4<u32>(select(q[0], q[1], hi), select(q[2], q[3], hi), select(q[4], q[5], hi), select(q[6], q[7], hi)));
-    let n = vec4<f32>((v << vec4<u32>(24u - 8u * (l & 3u))) >> vec4<u32>(24u));
-    return select(dd.x, dd.y, odd) * dot(n, xv);
-#endif
-}
-
-@compute @workgroup_size(8)
-fn matvec_split(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) l: u32,
-) {
-    let start = linear_group(wid, nwg) * p.group_rows;
-    let end = min(start + p.group_rows, p.rows);
-    let last = p.rows - 1u;
-    for (var r0 = start; r0 < end; r0 += R) {
-        var acc: array<f32, MAX_RS>;
-        for (var b = 0u; b < p.blocks; b++) {
-            let xb = b * 32u;
-            let xv = vec4<f32>(x[xb + split_elem(0u, l)], x[xb + split_elem(1u, l)], x[xb + split_elem(2u, l)], x[xb + split_elem(3u, l)]);
-            let xsum = xv.x + xv.y + xv.z + xv.w;
-            for (var r = 0u; r < R; r++) {
-                acc[r] += split_block(min(r0 + r, last), b, l, xv, xsum);
-            }
-        }
-        for (var r = 0u; r < R; r++) {
-#if SUBGROUP
-            // The host picks this variant only where a subgroup holds all 8 threads.
-            let s = subgroupAdd(acc[r]);
-#else
-            lanes[r * 8u + l] = acc[r];
-            workgroupBarrier();
-            var s = 0.0;
-            for (var i = 0u; i < 8u; i++) {
-                s += lanes[r * 8u + i];
-            }
-            workgroupBarrier();
-#endif
-            if l == 0u && r0 + r < end {
-                store(r0 + r, s);
-            }
-        }
-    }
-}
-#endif

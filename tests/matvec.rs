@@ -7,14 +7,13 @@ use tokenmill::quant::{dequantize, quantize};
 
 const FORMATS: [DType; 5] = [DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1];
 
-/// Launch shapes that cover each layout and reduction path: whole-workgroup rows (subgroup or
-/// tree), thread-per-row (no reduction), small row groups reduced by the shared tree, and the
-/// SPLIT layout (with a last row group that is only partly inside the workgroup's rows).
+/// Launch shapes that cover each reduction path: whole-workgroup rows (subgroup or tree),
+/// thread-per-row (no reduction), and small row groups reduced by the shared tree.
 const TUNES: [MatVecTune; 4] = [
     MatVecTune::GPU,
     MatVecTune::SOFTWARE,
-    MatVecTune { wg: 32, tpr: 8, rows: 3, split_rows: 0 },
-    MatVecTune { wg: 64, tpr: 1, rows: 3, split_rows: 7 },
+    MatVecTune { wg: 32, tpr: 8, rows: 3 },
+    MatVecTune { wg: 8, tpr: 1, rows: 5 },
 ];
 
 /// Run y (+)= W x on the GPU and compare with the f64 reference of the dequantized weights.
@@ -118,7 +117,7 @@ fn matvec_rejects_bad_shapes_and_types() {
         let msg = QMatVec::prepare(gpu, &w30, &x30, &y, false).err().expect("cols").to_string();
         assert!(msg.contains("multiple of 32"), "{msg}");
 
-        let bad = MatVecTune { wg: 48, tpr: 1, rows: 2, split_rows: 0 };
+        let bad = MatVecTune { wg: 48, tpr: 1, rows: 2 };
         let msg = QMatVec::prepare_tuned(gpu, &w, &x, &y, false, bad).err().expect("tune").to_string();
         assert!(msg.contains("tuning"), "{msg}");
     });

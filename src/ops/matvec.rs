@@ -19,38 +19,25 @@ pub struct MatVecTune {
     /// workgroup strides over a row's blocks (coalesced loads, suits GPUs). 1: every thread
     /// owns its rows and the x loads are the same across threads (suits CPU-backed adapters).
     pub tpr: u32,
-    /// Rows of one row group (1..=`MAX_ROWS`, or `MAX_SPLIT_ROWS` with `split_rows`); x is
-    /// loaded once for all of them.
+    /// Rows of one row group (1..=`MAX_ROWS`); x is loaded once for all of them.
     pub rows: u32,
-    /// Non-zero: for quantized weights, the SPLIT layout instead of `wg`/`tpr`: workgroups of
-    /// 8 threads that share every weight word, each thread taking its own nibble or byte, so
-    /// weight loads are uniform across threads (one scalar load on CPU-backed adapters instead
-    /// of a per-lane gather). The value is the rows one workgroup computes.
-    pub split_rows: u32,
 }
 
 impl MatVecTune {
     pub const MAX_WG: u32 = 256;
-    pub const MAX_ROWS: u32 = 8;
-    pub const MAX_SPLIT_ROWS: u32 = 16;
+    pub const MAX_ROWS: u32 = 32;
+    /// Largest `wg * rows` where threads share rows (`tpr > 1`): the size of the shader's
+    /// reduction array.
+    pub const MAX_SHARED: u32 = 2048;
 
     /// For hardware GPUs: a workgroup of 64 threads strides over the blocks of 2 rows.
-    pub const GPU: MatVecTune = MatVecTune {
-        wg: 64,
-        tpr: 64,
-        rows: 2,
-        split_rows: 0,
-    };
+    pub const GPU: MatVecTune = MatVecTune { wg: 64, tpr: 64, rows: 2 };
 
-    /// For CPU-backed adapters (lavapipe, SwiftShader): quantized weights in the SPLIT layout;
-    /// f32 / f16 with one thread per row group, so each SIMD lane streams its own rows while x
-    /// is read once for all lanes.
-    pub const SOFTWARE: MatVecTune = MatVecTune {
-        wg: 64,
-        tpr: 1,
-        rows: 8,
-        split_rows: 128,
-    };
+    /// For CPU-backed adapters (lavapipe, SwiftShader): one thread per row group, so each SIMD
+    /// lane streams its own rows while x is read once for all lanes, and 32 rows a thread to
+    /// spread each x load over many rows (on lavapipe 2 rows a thread ran at half the speed of
+    /// 32, 16 at 0.75; few, large workgroups also avoid its per-workgroup cost).
+    pub const SOFTWARE: MatVecTune = MatVecTune { wg: 16, tpr: 1, rows: 32 };
 
     /// The default for `gpu`.
     pub fn for_gpu(gpu: &Gpu) -> Self {
@@ -61,41 +48,28 @@ impl MatVecTune {
         }
     }
 
-    /// Whether `dtype` runs in the SPLIT layout with this tuning.
-    pub fn splits(&self, dtype: DType) -> bool {
-        self.split_rows > 0 && matches!(dtype, DType::Q8_0 | DType::Q4_0 | DType::Q4_1)
+    /// Output rows one workgroup computes.
+    pub fn rows_per_workgroup(&self) -> u32 {
+        self.wg / self.tpr * self.rows
     }
 
-    /// Output rows one workgroup computes for `dtype`.
-    pub fn rows_per_workgroup(&self, dtype: DType) -> u32 {
-        if self.splits(dtype) {
-            self.split_rows
-        } else {
-            self.wg / self.tpr * self.rows
-        }
-    }
-
-    fn check(&self, gpu: &Gpu, dtype: DType) -> Result<()> {
+    fn check(&self, gpu: &Gpu) -> Result<()> {
         let max_wg = Self::MAX_WG.min(gpu.caps.limits.max_compute_invocations_per_workgroup);
-        let ok = if self.splits(dtype) {
-            (1..=Self::MAX_SPLIT_ROWS).contains(&self.rows) && self.split_rows >= self.rows
-        } else {
-            self.wg.is_power_of_two()
-                && self.wg <= max_wg
-                && self.tpr.is_power_of_two()
-                && self.tpr <= self.wg
-                && (1..=Self::MAX_ROWS).contains(&self.rows)
-        };
+        let ok = self.wg.is_power_of_two()
+            && self.wg <= max_wg
+            && self.tpr.is_power_of_two()
+            && self.tpr <= self.wg
+            && (1..=Self::MAX_ROWS).contains(&self.rows)
+            && (self.tpr == 1 || self.wg * self.rows <= Self::MAX_SHARED);
         if ok {
             Ok(())
         } else {
             Err(GpuError::shape(
                 K,
                 format!(
-                    "bad tuning {self:?} for {}: wg a power of two <= {max_wg}, tpr a power of two <= wg, rows in 1..={} (1..={} and <= split_rows when split)",
-                    dtype.name(),
+                    "bad tuning {self:?}: wg a power of two <= {max_wg}, tpr a power of two <= wg, rows in 1..={}, wg * rows <= {} unless tpr is 1",
                     Self::MAX_ROWS,
-                    Self::MAX_SPLIT_ROWS
+                    Self::MAX_SHARED
                 ),
             ))
         }
@@ -111,8 +85,7 @@ struct Params {
     row_words: u32,
     blocks: u32,
     accumulate: u32,
-    group_rows: u32,
-    _pad: u32,
+    _pad: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 32);
 
@@ -173,6 +146,7 @@ impl QMatVec {
         accumulate: bool,
         tune: MatVecTune,
     ) -> Result<Vec<Dispatch>> {
+        tune.check(gpu)?;
         let [rows, cols] = w.shape;
         if !MATVEC_DTYPES.contains(&w.dtype) {
             return Err(GpuError::shape(
@@ -185,29 +159,15 @@ impl QMatVec {
         }
         x.expect(K, "x", &[cols], &[DType::F32])?;
         y.expect(K, "y", &[rows], &[DType::F32])?;
-        tune.check(gpu, w.dtype)?;
-        let split = tune.splits(w.dtype);
         let lay = layout(w.dtype, cols);
         let mut extra = vec![lay.flag];
-        if split {
-            extra.push("SPLIT");
-        } else if lay.paired {
+        if lay.paired {
             extra.push("PAIRED");
         }
-        let mut flags = gpu.flags(&extra);
-        if split && gpu.caps.subgroup_min_size < 8 {
-            // The SPLIT reduction uses subgroupAdd only where one subgroup holds all 8 threads.
-            flags.remove("SUBGROUP");
-        }
-        let (entry, units, row_words) = if split {
-            ("matvec_split", lay.blocks, 0)
-        } else {
-            ("matvec", lay.units, lay.row_words)
-        };
         let key = PipelineKey {
             shader: "matvec",
-            entry,
-            flags,
+            entry: "matvec",
+            flags: gpu.flags(&extra),
             overrides: vec![
                 ("WG", tune.wg as i64),
                 ("TPR", tune.tpr as i64),
@@ -240,15 +200,14 @@ impl QMatVec {
             let params = Params {
                 rows: n as u32,
                 row_offset: *start as u32,
-                units,
-                row_words,
+                units: lay.units,
+                row_words: lay.row_words,
                 blocks: lay.blocks,
                 accumulate: accumulate as u32,
-                group_rows: tune.split_rows,
-                _pad: 0,
+                _pad: [0; 2],
             };
             let ubuf = gpu.uniform(K, &params);
-            let groups = (n as u32).div_ceil(tune.rows_per_workgroup(w.dtype));
+            let groups = (n as u32).div_ceil(tune.rows_per_workgroup());
             out.push(gpu.dispatch(
                 &kernel,
                 &[ubuf.as_entire_binding(), chunk.binding(), x.binding(), y.binding()],
