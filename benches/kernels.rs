@@ -23,7 +23,12 @@ const SPAN_BYTES: u64 = 96 << 20;
 
 fn env_list(name: &str) -> Option<Vec<String>> {
     let v = std::env::var(name).ok()?;
-    Some(v.split([',', ';']).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+    Some(
+        v.split([',', ';'])
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    )
 }
 
 fn tunes(gpu: &Gpu) -> Vec<MatVecTune> {
@@ -33,9 +38,16 @@ fn tunes(gpu: &Gpu) -> Vec<MatVecTune> {
     spec.split(';')
         .filter(|s| !s.trim().is_empty())
         .map(|t| {
-            let v: Vec<u32> = t.split(',').map(|n| n.trim().parse().expect("TOKENMILL_TUNES: wg,tpr,rows")).collect();
+            let v: Vec<u32> = t
+                .split(',')
+                .map(|n| n.trim().parse().expect("TOKENMILL_TUNES: wg,tpr,rows"))
+                .collect();
             assert_eq!(v.len(), 3, "TOKENMILL_TUNES: wg,tpr,rows");
-            MatVecTune { wg: v[0], tpr: v[1], rows: v[2] }
+            MatVecTune {
+                wg: v[0],
+                tpr: v[1],
+                rows: v[2],
+            }
         })
         .collect()
 }
@@ -74,15 +86,26 @@ fn time_matvecs(gpu: &Gpu, dispatches: &[Dispatch]) -> (f64, Option<f64>) {
             t.elapsed().as_secs_f64() / dispatches.len() as f64
         })
         .collect();
-    let cpu = cpu0.zip(cpu_secs()).map(|(a, b)| (b - a) / (REPEATS * dispatches.len()) as f64);
+    let cpu = cpu0
+        .zip(cpu_secs())
+        .map(|(a, b)| (b - a) / (REPEATS * dispatches.len()) as f64);
     gpu.check("bench").expect("device error");
     (median(&mut secs), cpu)
 }
 
 fn main() {
-    let device = std::env::var("TOKENMILL_DEVICE").map(|s| s.parse().unwrap()).unwrap_or_default();
-    let gpu = Gpu::open_blocking(&GpuOptions { device, ..Default::default() }).expect("open a GPU");
-    println!("device: {} ({}, {})", gpu.desc.name, gpu.desc.backend, gpu.desc.driver_info);
+    let device = std::env::var("TOKENMILL_DEVICE")
+        .map(|s| s.parse().unwrap())
+        .unwrap_or_default();
+    let gpu = Gpu::open_blocking(&GpuOptions {
+        device,
+        ..Default::default()
+    })
+    .expect("open a GPU");
+    println!(
+        "device: {} ({}, {})",
+        gpu.desc.name, gpu.desc.backend, gpu.desc.driver_info
+    );
 
     let mut bw_med = 0f64;
     let mut bw_cpu = 0f64;
@@ -125,10 +148,20 @@ fn main() {
     println!();
     println!(
         "{:<6} {:>11} {:>16} {:>6} {:>10} {:>7} {:>6} {:>9} {:>6}",
-        "format", "rows x cols", "tune wg/tpr/rows", "MiB", "us/matvec", "GB/s", "of bw", "GB/cpu-s", "of bw"
+        "format",
+        "rows x cols",
+        "tune wg/tpr/rows",
+        "MiB",
+        "us/matvec",
+        "GB/s",
+        "of bw",
+        "GB/cpu-s",
+        "of bw"
     );
     for &[rows, cols] in &shapes {
-        let wf: Vec<f32> = (0..rows * cols).map(|i| ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / (1u32 << 24) as f32 - 0.5).collect();
+        let wf: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / (1u32 << 24) as f32 - 0.5)
+            .collect();
         let x: Vec<f32> = (0..cols).map(|i| (i % 17) as f32 * 0.1 - 0.8).collect();
         let gx = gpu.upload_f32("x", &[cols], &x).unwrap();
         let gy = gpu.zeros("y", &[rows], DType::F32).unwrap();
@@ -137,16 +170,24 @@ fn main() {
             let nbytes = bytes.len() as u64;
             let copies = SPAN_BYTES.div_ceil(nbytes).clamp(1, PER_SUBMIT as u64) as usize;
             let ws: Vec<_> = (0..copies)
-                .map(|_| gpu.upload_chunked("w", [rows, cols], dtype, &bytes).unwrap())
+                .map(|_| {
+                    gpu.upload_chunked("w", [rows, cols], dtype, &bytes)
+                        .unwrap()
+                })
                 .collect();
             for &tune in &tunes {
                 let dispatches: Vec<Dispatch> = (0..PER_SUBMIT)
-                    .flat_map(|i| QMatVec::prepare_tuned(&gpu, &ws[i % copies], &gx, &gy, false, tune).unwrap())
+                    .flat_map(|i| {
+                        QMatVec::prepare_tuned(&gpu, &ws[i % copies], &gx, &gy, false, tune)
+                            .unwrap()
+                    })
                     .collect();
                 let chunks = (dispatches.len() / PER_SUBMIT) as f64;
                 let (secs, cpu) = time_matvecs(&gpu, &dispatches);
                 let gbs = nbytes as f64 / (secs * chunks) / 1e9;
-                let cpu_gbs = cpu.map(|c| nbytes as f64 / (c * chunks) / 1e9).unwrap_or(0.0);
+                let cpu_gbs = cpu
+                    .map(|c| nbytes as f64 / (c * chunks) / 1e9)
+                    .unwrap_or(0.0);
                 println!(
                     "{:<6} {:>11} {:>16} {:>6.1} {:>10.0} {:>7.2} {:>5.0}% {:>9.2} {:>5.0}%",
                     dtype.name(),

@@ -22,7 +22,12 @@ fn check(t: &common::TestGpu, src: DType, out: DType, n: usize) {
         let got = gpu.read_f32(&go).unwrap();
         assert_close(&what, &got, &want, 1e-6, 1e-6);
     } else {
-        let got: Vec<f32> = gpu.read_f16(&go).unwrap().iter().map(|h| h.to_f32()).collect();
+        let got: Vec<f32> = gpu
+            .read_f16(&go)
+            .unwrap()
+            .iter()
+            .map(|h| h.to_f32())
+            .collect();
         assert_close(&what, &got, &want, 1e-6, 1.0 / 1024.0);
     }
 }
@@ -50,17 +55,39 @@ fn dequant_every_format_to_f32_and_f16() {
 fn dequant_rejects_bad_types_and_shapes() {
     for_each_gpu(|t| {
         let gpu = &t.gpu;
-        let q = gpu.upload("src", &[64], DType::Q4_0, &quantize(DType::Q4_0, &[1.0; 64])).unwrap();
+        let q = gpu
+            .upload(
+                "src",
+                &[64],
+                DType::Q4_0,
+                &quantize(DType::Q4_0, &[1.0; 64]),
+            )
+            .unwrap();
         let f = gpu.zeros("out", &[64], DType::F32).unwrap();
         let err = Dequant::prepare(gpu, &f, &f).err().expect("f32 source");
-        assert!(matches!(err, GpuError::Shape { kernel: "dequant", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                GpuError::Shape {
+                    kernel: "dequant",
+                    ..
+                }
+            ),
+            "{err}"
+        );
 
         let short = gpu.zeros("out", &[32], DType::F32).unwrap();
-        let msg = Dequant::prepare(gpu, &q, &short).err().expect("length").to_string();
+        let msg = Dequant::prepare(gpu, &q, &short)
+            .err()
+            .expect("length")
+            .to_string();
         assert!(msg.contains("[32]") && msg.contains("[64]"), "{msg}");
 
         let wrong = gpu.zeros("out", &[64], DType::U32).unwrap();
-        let msg = Dequant::prepare(gpu, &q, &wrong).err().expect("out dtype").to_string();
+        let msg = Dequant::prepare(gpu, &q, &wrong)
+            .err()
+            .expect("out dtype")
+            .to_string();
         assert!(msg.contains("u32"), "{msg}");
     });
 }

@@ -5,24 +5,48 @@ use tokenmill::gpu::{DType, Gpu, GpuError, GpuOptions};
 use tokenmill::ops::{MatVecTune, QMatVec};
 use tokenmill::quant::{dequantize, quantize};
 
-const FORMATS: [DType; 5] = [DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1];
+const FORMATS: [DType; 5] = [
+    DType::F32,
+    DType::F16,
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q4_1,
+];
 
 /// Launch shapes that cover each reduction path: whole-workgroup rows (subgroup or tree),
 /// thread-per-row (no reduction), and small row groups reduced by the shared tree.
 const TUNES: [MatVecTune; 4] = [
     MatVecTune::GPU,
     MatVecTune::SOFTWARE,
-    MatVecTune { wg: 32, tpr: 8, rows: 3 },
-    MatVecTune { wg: 8, tpr: 1, rows: 5 },
+    MatVecTune {
+        wg: 32,
+        tpr: 8,
+        rows: 3,
+    },
+    MatVecTune {
+        wg: 8,
+        tpr: 1,
+        rows: 5,
+    },
 ];
 
 /// Run y (+)= W x on the GPU and compare with the f64 reference of the dequantized weights.
-fn check(gpu: &Gpu, dtype: DType, rows: usize, cols: usize, accumulate: bool, tune: MatVecTune, seed: u64) -> usize {
+fn check(
+    gpu: &Gpu,
+    dtype: DType,
+    rows: usize,
+    cols: usize,
+    accumulate: bool,
+    tune: MatVecTune,
+    seed: u64,
+) -> usize {
     let wf = rand_vec(rows * cols, seed, 1.0);
     let x = rand_vec(cols, seed + 1, 2.0);
     let y0 = rand_vec(rows, seed + 2, 3.0);
     let bytes = quantize(dtype, &wf);
-    let w = gpu.upload_chunked("w", [rows, cols], dtype, &bytes).unwrap();
+    let w = gpu
+        .upload_chunked("w", [rows, cols], dtype, &bytes)
+        .unwrap();
     let gx = gpu.upload_f32("x", &[cols], &x).unwrap();
     let gy = gpu.upload_f32("y", &[rows], &y0).unwrap();
     let d = QMatVec::prepare_tuned(gpu, &w, &gx, &gy, accumulate, tune).unwrap();
@@ -32,7 +56,9 @@ fn check(gpu: &Gpu, dtype: DType, rows: usize, cols: usize, accumulate: bool, tu
     // f32 accumulation of K products: rounding grows like sqrt(K) * |w| * |x| (plus |y0| when
     // accumulating). 1e-5 per sqrt(K) is ~100x the expected error and far below the error of
     // any misread weight (|w| * |x| ~ 0.1 or more).
-    let wmax = dequantize(dtype, &bytes).iter().fold(0f32, |m, v| m.max(v.abs()));
+    let wmax = dequantize(dtype, &bytes)
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()));
     let atol = 1e-5 * (cols as f32).sqrt() * 2.0 * wmax.max(1e-3);
     let what = format!("{dtype:?} {rows}x{cols} acc={accumulate} {tune:?}");
     assert_close(&what, &got, &want, atol, 1e-6);
@@ -48,7 +74,15 @@ fn matvec_every_format_and_awkward_shape() {
                 for (ci, cols) in [32usize, 96, 4096].into_iter().enumerate() {
                     // Every tuning meets every column count, with and without accumulation.
                     let tune = TUNES[(ri + ci) % TUNES.len()];
-                    check(&t.gpu, dtype, rows, cols, ri % 2 == 1, tune, (rows * 131 + cols) as u64);
+                    check(
+                        &t.gpu,
+                        dtype,
+                        rows,
+                        cols,
+                        ri % 2 == 1,
+                        tune,
+                        (rows * 131 + cols) as u64,
+                    );
                 }
             }
         }
@@ -59,7 +93,15 @@ fn matvec_every_format_and_awkward_shape() {
 fn matvec_large_k_and_accumulate() {
     for_each_gpu(|t| {
         for dtype in FORMATS {
-            check(&t.gpu, dtype, 33, 11008, false, MatVecTune::for_gpu(&t.gpu), 5);
+            check(
+                &t.gpu,
+                dtype,
+                33,
+                11008,
+                false,
+                MatVecTune::for_gpu(&t.gpu),
+                5,
+            );
             check(&t.gpu, dtype, 33, 11008, true, MatVecTune::GPU, 6);
             check(&t.gpu, dtype, 33, 11008, true, TUNES[3], 7);
         }
@@ -80,10 +122,19 @@ fn matvec_over_several_chunks() {
     for gpu in &gpus {
         eprintln!("-- on {} (1 MiB bindings)", gpu.desc.name);
         // Each weight is 1.2 to 2.3 MiB, so 2 or 3 chunks (q4_0: 2304 bytes a row, 455 rows a chunk).
-        for (dtype, rows, cols) in [(DType::Q4_0, 1000, 4096), (DType::Q8_0, 700, 2048), (DType::Q4_1, 1000, 2048), (DType::F32, 300, 1024), (DType::F16, 601, 1024)] {
+        for (dtype, rows, cols) in [
+            (DType::Q4_0, 1000, 4096),
+            (DType::Q8_0, 700, 2048),
+            (DType::Q4_1, 1000, 2048),
+            (DType::F32, 300, 1024),
+            (DType::F16, 601, 1024),
+        ] {
             for tune in [MatVecTune::GPU, MatVecTune::SOFTWARE] {
                 let chunks = check(gpu, dtype, rows, cols, rows % 2 == 1, tune, 9);
-                assert!(chunks > 1, "{dtype:?} {rows}x{cols} should need several chunks, got {chunks}");
+                assert!(
+                    chunks > 1,
+                    "{dtype:?} {rows}x{cols} should need several chunks, got {chunks}"
+                );
             }
         }
     }
@@ -93,32 +144,76 @@ fn matvec_over_several_chunks() {
 fn matvec_rejects_bad_shapes_and_types() {
     for_each_gpu(|t| {
         let gpu = &t.gpu;
-        let w = gpu.upload_chunked("w", [4, 64], DType::Q4_0, &quantize(DType::Q4_0, &[0.5; 256])).unwrap();
+        let w = gpu
+            .upload_chunked(
+                "w",
+                [4, 64],
+                DType::Q4_0,
+                &quantize(DType::Q4_0, &[0.5; 256]),
+            )
+            .unwrap();
         let y = gpu.zeros("y", &[4], DType::F32).unwrap();
         let x_short = gpu.zeros("x", &[32], DType::F32).unwrap();
-        let msg = QMatVec::prepare(gpu, &w, &x_short, &y, false).err().expect("x length").to_string();
-        assert!(msg.contains("matvec") && msg.contains("[32]") && msg.contains("[64]"), "{msg}");
+        let msg = QMatVec::prepare(gpu, &w, &x_short, &y, false)
+            .err()
+            .expect("x length")
+            .to_string();
+        assert!(
+            msg.contains("matvec") && msg.contains("[32]") && msg.contains("[64]"),
+            "{msg}"
+        );
 
         let x_f16 = gpu.zeros("x", &[64], DType::F16).unwrap();
-        let err = QMatVec::prepare(gpu, &w, &x_f16, &y, false).err().expect("x dtype");
-        assert!(matches!(err, GpuError::Shape { kernel: "matvec", .. }), "{err}");
+        let err = QMatVec::prepare(gpu, &w, &x_f16, &y, false)
+            .err()
+            .expect("x dtype");
+        assert!(
+            matches!(
+                err,
+                GpuError::Shape {
+                    kernel: "matvec",
+                    ..
+                }
+            ),
+            "{err}"
+        );
 
         let x = gpu.zeros("x", &[64], DType::F32).unwrap();
         let y_long = gpu.zeros("y", &[5], DType::F32).unwrap();
-        let msg = QMatVec::prepare(gpu, &w, &x, &y_long, true).err().expect("y length").to_string();
+        let msg = QMatVec::prepare(gpu, &w, &x, &y_long, true)
+            .err()
+            .expect("y length")
+            .to_string();
         assert!(msg.contains("[5]") && msg.contains("[4]"), "{msg}");
 
-        let wu = gpu.upload_chunked("w", [4, 64], DType::U32, &[0u8; 1024]).unwrap();
-        let msg = QMatVec::prepare(gpu, &wu, &x, &y, false).err().expect("W dtype").to_string();
+        let wu = gpu
+            .upload_chunked("w", [4, 64], DType::U32, &[0u8; 1024])
+            .unwrap();
+        let msg = QMatVec::prepare(gpu, &wu, &x, &y, false)
+            .err()
+            .expect("W dtype")
+            .to_string();
         assert!(msg.contains("u32"), "{msg}");
 
-        let w30 = gpu.upload_chunked("w", [4, 30], DType::F32, &[0u8; 480]).unwrap();
+        let w30 = gpu
+            .upload_chunked("w", [4, 30], DType::F32, &[0u8; 480])
+            .unwrap();
         let x30 = gpu.zeros("x", &[30], DType::F32).unwrap();
-        let msg = QMatVec::prepare(gpu, &w30, &x30, &y, false).err().expect("cols").to_string();
+        let msg = QMatVec::prepare(gpu, &w30, &x30, &y, false)
+            .err()
+            .expect("cols")
+            .to_string();
         assert!(msg.contains("multiple of 32"), "{msg}");
 
-        let bad = MatVecTune { wg: 48, tpr: 1, rows: 2 };
-        let msg = QMatVec::prepare_tuned(gpu, &w, &x, &y, false, bad).err().expect("tune").to_string();
+        let bad = MatVecTune {
+            wg: 48,
+            tpr: 1,
+            rows: 2,
+        };
+        let msg = QMatVec::prepare_tuned(gpu, &w, &x, &y, false, bad)
+            .err()
+            .expect("tune")
+            .to_string();
         assert!(msg.contains("tuning"), "{msg}");
     });
 }

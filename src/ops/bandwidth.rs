@@ -24,7 +24,11 @@ struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 16);
 
-const BINDINGS: &[BindingKind] = &[BindingKind::Uniform, BindingKind::ReadOnly, BindingKind::ReadWrite];
+const BINDINGS: &[BindingKind] = &[
+    BindingKind::Uniform,
+    BindingKind::ReadOnly,
+    BindingKind::ReadWrite,
+];
 
 /// One way of reading the buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,10 +43,22 @@ pub struct ProbeShape {
 impl ProbeShape {
     /// The shapes `measure_read_bandwidth` tries.
     pub const ALL: [ProbeShape; 4] = [
-        ProbeShape { contiguous: false, loads_per_thread: 32 },
-        ProbeShape { contiguous: false, loads_per_thread: 4096 },
-        ProbeShape { contiguous: true, loads_per_thread: 256 },
-        ProbeShape { contiguous: true, loads_per_thread: 16384 },
+        ProbeShape {
+            contiguous: false,
+            loads_per_thread: 32,
+        },
+        ProbeShape {
+            contiguous: false,
+            loads_per_thread: 4096,
+        },
+        ProbeShape {
+            contiguous: true,
+            loads_per_thread: 256,
+        },
+        ProbeShape {
+            contiguous: true,
+            loads_per_thread: 16384,
+        },
     ];
 }
 
@@ -65,7 +81,9 @@ impl ReadProbe {
         let limit = gpu.caps.max_binding().min(gpu.caps.limits.max_buffer_size);
         let elem = if shape.contiguous { 4 } else { 16 };
         let mut n = bytes.min(limit).min(u32::MAX as u64 * 4) / elem;
-        let threads_wanted = n.div_ceil(shape.loads_per_thread.max(1) as u64).max(WG as u64);
+        let threads_wanted = n
+            .div_ceil(shape.loads_per_thread.max(1) as u64)
+            .max(WG as u64);
         let grid = gpu.grid(threads_wanted.div_ceil(WG as u64) as u32);
         let groups = grid[0] as u64 * grid[1] as u64 * grid[2] as u64;
         let stride = groups * WG as u64;
@@ -87,7 +105,9 @@ impl ReadProbe {
             })
         })?;
         // Fill with a non-zero pattern so every page is really backed by memory.
-        let piece: Vec<u8> = (0..(16u64 << 20).min(bytes)).map(|i| (i * 7 + 1) as u8).collect();
+        let piece: Vec<u8> = (0..(16u64 << 20).min(bytes))
+            .map(|i| (i * 7 + 1) as u8)
+            .collect();
         let mut at = 0;
         while at < bytes {
             let len = (piece.len() as u64).min(bytes - at);
@@ -112,14 +132,21 @@ impl ReadProbe {
             overrides: vec![("WG", WG as i64)],
         };
         let kernel = gpu.kernel(K, &key, BINDINGS)?;
-        let params = gpu.uniform(K, &Params {
-            n: n as u32,
-            stride: stride as u32,
-            _pad: [0; 2],
-        });
+        let params = gpu.uniform(
+            K,
+            &Params {
+                n: n as u32,
+                stride: stride as u32,
+                _pad: [0; 2],
+            },
+        );
         let dispatch = gpu.dispatch(
             &kernel,
-            &[params.as_entire_binding(), src.as_entire_binding(), out.as_entire_binding()],
+            &[
+                params.as_entire_binding(),
+                src.as_entire_binding(),
+                out.as_entire_binding(),
+            ],
             grid,
         )?;
         Ok(ReadProbe {
@@ -136,7 +163,9 @@ impl ReadProbe {
     fn time(&self, gpu: &Gpu, reps: usize) -> Result<f64> {
         let start = Instant::now();
         gpu.scoped_sync(K, || {
-            let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(K) });
+            let mut enc = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(K) });
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some(K),
@@ -192,7 +221,7 @@ pub fn median(v: &mut [f64]) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;
-    if v.len() % 2 == 1 {
+    if !v.len().is_multiple_of(2) {
         v[m]
     } else {
         (v[m - 1] + v[m]) / 2.0

@@ -19,7 +19,11 @@ struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 16);
 
-const BINDINGS: &[BindingKind] = &[BindingKind::Uniform, BindingKind::ReadOnly, BindingKind::ReadWrite];
+const BINDINGS: &[BindingKind] = &[
+    BindingKind::Uniform,
+    BindingKind::ReadOnly,
+    BindingKind::ReadWrite,
+];
 
 pub struct Dequant;
 
@@ -35,13 +39,22 @@ impl Dequant {
             other => {
                 return Err(GpuError::shape(
                     K,
-                    format!("src is {}, expected one of {DEQUANT_SOURCES:?}", other.name()),
+                    format!(
+                        "src is {}, expected one of {DEQUANT_SOURCES:?}",
+                        other.name()
+                    ),
                 ))
             }
         };
         out.expect(K, "out", &src.shape, &[DType::F32, DType::F16])?;
         if src.dtype.bytes_for(n).is_none() {
-            return Err(GpuError::shape(K, format!("src has {n} elements, not whole {} blocks", src.dtype.name())));
+            return Err(GpuError::shape(
+                K,
+                format!(
+                    "src has {n} elements, not whole {} blocks",
+                    src.dtype.name()
+                ),
+            ));
         }
         if n as u64 * 4 > u32::MAX as u64 {
             return Err(GpuError::TooLarge {
@@ -51,7 +64,11 @@ impl Dequant {
                 limit: u32::MAX as u64,
             });
         }
-        let units = if src.dtype == DType::F16 { n.div_ceil(2) } else { n / 32 } as u32;
+        let units = if src.dtype == DType::F16 {
+            n.div_ceil(2)
+        } else {
+            n / 32
+        } as u32;
         let mut extra = vec![flag];
         if out.dtype == DType::F16 {
             extra.push("OUT_F16");
@@ -63,11 +80,14 @@ impl Dequant {
             overrides: vec![("WG", WG as i64)],
         };
         let kernel = gpu.kernel(K, &key, BINDINGS)?;
-        let params = gpu.uniform(K, &Params {
-            units,
-            n: n as u32,
-            _pad: [0; 2],
-        });
+        let params = gpu.uniform(
+            K,
+            &Params {
+                units,
+                n: n as u32,
+                _pad: [0; 2],
+            },
+        );
         gpu.dispatch(
             &kernel,
             &[params.as_entire_binding(), src.binding(), out.binding()],

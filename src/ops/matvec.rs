@@ -2,12 +2,20 @@
 //! row-chunked tensor in F32, F16, Q8_0, Q4_0 or Q4_1. Quantized weights are read in GGUF's own
 //! byte layout and dequantized in registers; they are never expanded in memory.
 
-use crate::gpu::{BindingKind, ChunkedTensor, DType, Dispatch, Gpu, GpuError, GpuTensor, PipelineKey, Result};
+use crate::gpu::{
+    BindingKind, ChunkedTensor, DType, Dispatch, Gpu, GpuError, GpuTensor, PipelineKey, Result,
+};
 
 const K: &str = "matvec";
 
 /// Weight formats the kernel reads.
-pub const MATVEC_DTYPES: &[DType] = &[DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1];
+pub const MATVEC_DTYPES: &[DType] = &[
+    DType::F32,
+    DType::F16,
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q4_1,
+];
 
 /// Launch shape of the matvec kernel, passed as override constants. The defaults live here so
 /// an autotuner can later pick values per device.
@@ -31,13 +39,21 @@ impl MatVecTune {
     pub const MAX_SHARED: u32 = 2048;
 
     /// For hardware GPUs: a workgroup of 64 threads strides over the blocks of 2 rows.
-    pub const GPU: MatVecTune = MatVecTune { wg: 64, tpr: 64, rows: 2 };
+    pub const GPU: MatVecTune = MatVecTune {
+        wg: 64,
+        tpr: 64,
+        rows: 2,
+    };
 
     /// For CPU-backed adapters (lavapipe, SwiftShader): one thread per row group, so each SIMD
     /// lane streams its own rows while x is read once for all lanes, and 32 rows a thread to
     /// spread each x load over many rows (on lavapipe 2 rows a thread ran at half the speed of
     /// 32, 16 at 0.75; few, large workgroups also avoid its per-workgroup cost).
-    pub const SOFTWARE: MatVecTune = MatVecTune { wg: 16, tpr: 1, rows: 32 };
+    pub const SOFTWARE: MatVecTune = MatVecTune {
+        wg: 16,
+        tpr: 1,
+        rows: 32,
+    };
 
     /// The default for `gpu`.
     pub fn for_gpu(gpu: &Gpu) -> Self {
@@ -107,7 +123,7 @@ struct Layout {
 
 fn layout(dtype: DType, cols: usize) -> Layout {
     let nb = (cols / 32) as u32;
-    let paired = matches!(dtype, DType::Q8_0 | DType::Q4_0) && nb % 2 == 0;
+    let paired = matches!(dtype, DType::Q8_0 | DType::Q4_0) && nb.is_multiple_of(2);
     let (flag, units, row_words) = match dtype {
         DType::F32 => ("F32W", nb, cols as u32),
         DType::F16 => ("F16W", nb, cols as u32 / 2),
@@ -133,7 +149,13 @@ impl QMatVec {
     /// Prepare `y = W x` (or `y += W x` when `accumulate`), one dispatch per chunk of `w`, with
     /// this device's default tuning. `w` is `[rows, cols]` (cols a multiple of 32), `x` f32
     /// `[cols]`, `y` f32 `[rows]`.
-    pub fn prepare(gpu: &Gpu, w: &ChunkedTensor, x: &GpuTensor, y: &GpuTensor, accumulate: bool) -> Result<Vec<Dispatch>> {
+    pub fn prepare(
+        gpu: &Gpu,
+        w: &ChunkedTensor,
+        x: &GpuTensor,
+        y: &GpuTensor,
+        accumulate: bool,
+    ) -> Result<Vec<Dispatch>> {
         Self::prepare_tuned(gpu, w, x, y, accumulate, MatVecTune::for_gpu(gpu))
     }
 
@@ -154,8 +176,11 @@ impl QMatVec {
                 format!("W is {}, expected one of {MATVEC_DTYPES:?}", w.dtype.name()),
             ));
         }
-        if cols == 0 || cols % 32 != 0 {
-            return Err(GpuError::shape(K, format!("W has {cols} columns, expected a positive multiple of 32")));
+        if cols == 0 || !cols.is_multiple_of(32) {
+            return Err(GpuError::shape(
+                K,
+                format!("W has {cols} columns, expected a positive multiple of 32"),
+            ));
         }
         x.expect(K, "x", &[cols], &[DType::F32])?;
         y.expect(K, "y", &[rows], &[DType::F32])?;
@@ -210,19 +235,33 @@ impl QMatVec {
             let groups = (n as u32).div_ceil(tune.rows_per_workgroup());
             out.push(gpu.dispatch(
                 &kernel,
-                &[ubuf.as_entire_binding(), chunk.binding(), x.binding(), y.binding()],
+                &[
+                    ubuf.as_entire_binding(),
+                    chunk.binding(),
+                    x.binding(),
+                    y.binding(),
+                ],
                 gpu.grid(groups),
             )?);
         }
         if next_row != rows {
-            return Err(GpuError::shape(K, format!("chunks cover {next_row} rows of {rows}")));
+            return Err(GpuError::shape(
+                K,
+                format!("chunks cover {next_row} rows of {rows}"),
+            ));
         }
         Ok(out)
     }
 
     /// CPU reference: dequantize `w` (`[rows, cols]` bytes of `dtype`), then dot in f64; adds
     /// `y0` when given (the accumulate mode).
-    pub fn reference(dtype: DType, w: &[u8], cols: usize, x: &[f32], y0: Option<&[f32]>) -> Vec<f32> {
+    pub fn reference(
+        dtype: DType,
+        w: &[u8],
+        cols: usize,
+        x: &[f32],
+        y0: Option<&[f32]>,
+    ) -> Vec<f32> {
         let wf = crate::quant::dequantize(dtype, w);
         wf.chunks(cols)
             .enumerate()
