@@ -26,7 +26,7 @@ override WG: u32 = 64u;
 override TPR: u32 = 64u;
 override R: u32 = 2u;
 
-const MAX_R: u32 = 32u;
+const MAX_R: u32 = 64u;
 
 // Partial sums of the reduction, r * WG + t (the host keeps WG * R within its size).
 var<workgroup> red: array<f32, 2048>;
