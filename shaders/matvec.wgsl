@@ -26,10 +26,10 @@ override WG: u32 = 64u;
 override TPR: u32 = 64u;
 override R: u32 = 2u;
 
-const MAX_R: u32 = 8u;
-const MAX_WG: u32 = 256u;
+const MAX_R: u32 = 64u;
 
-var<workgroup> red: array<f32, 2048>; // MAX_WG * MAX_R
+// Partial sums of the reduction, r * WG + t (the host keeps WG * R within its size).
+var<workgroup> red: array<f32, 2048>;
 
 // Columns per unit / 4: the vec4s of x one unit multiplies.
 #if PAIRED
@@ -39,11 +39,12 @@ const UX: u32 = 8u;
 #endif
 
 // Eight nibbles of a q4 word as floats: elements j..j+3 (low nibbles) and j+16..j+19 (high).
+// Converted through i32: a signed conversion is one instruction on CPUs, unsigned several.
 fn nib_lo(q: u32) -> vec4<f32> {
-    return vec4<f32>((vec4<u32>(q) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(15u));
+    return vec4<f32>(bitcast<vec4<i32>>((vec4<u32>(q) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(15u)));
 }
 fn nib_hi(q: u32) -> vec4<f32> {
-    return vec4<f32>((vec4<u32>(q) >> vec4<u32>(4u, 12u, 20u, 28u)) & vec4<u32>(15u));
+    return vec4<f32>(bitcast<vec4<i32>>((vec4<u32>(q) >> vec4<u32>(4u, 12u, 20u, 28u)) & vec4<u32>(15u)));
 }
 
 // Four signed bytes of a q8 word as floats.
@@ -184,7 +185,8 @@ fn matvec(
 #endif
 ) {
     let slot = t / TPR;
-    let lane = t % TPR;
+    // (t & (TPR - 1)) folds to 0 for TPR = 1, so x loads are seen as uniform across threads.
+    let lane = t & (TPR - 1u);
     let first = (linear_group(wid, nwg) * (WG / TPR) + slot) * R;
     let last = p.rows - 1u;
     var acc: array<f32, MAX_R>;
@@ -220,14 +222,14 @@ fn matvec(
         for (var r = 0u; r < R; r++) {
             let s = subgroupAdd(acc[r]);
             if sg_lane == 0u {
-                red[r * MAX_WG + sg_id] = s;
+                red[r * WG + sg_id] = s;
             }
         }
         workgroupBarrier();
         if t < R {
             var s = 0.0;
             for (var i = 0u; i < sg_count; i++) {
-                s += red[t * MAX_WG + i];
+                s += red[t * WG + i];
             }
             store(first + t, s);
         }
@@ -236,18 +238,18 @@ fn matvec(
 #endif
     // Workgroup-shared tree within each row group's TPR threads (TPR a power of two).
     for (var r = 0u; r < R; r++) {
-        red[r * MAX_WG + t] = acc[r];
+        red[r * WG + t] = acc[r];
     }
     workgroupBarrier();
     for (var s = TPR / 2u; s > 0u; s >>= 1u) {
         if lane < s {
             for (var r = 0u; r < R; r++) {
-                red[r * MAX_WG + t] += red[r * MAX_WG + t + s];
+                red[r * WG + t] += red[r * WG + t + s];
             }
         }
         workgroupBarrier();
     }
     for (var r = lane; r < R; r += TPR) {
-        store(first + r, red[r * MAX_WG + slot * TPR]);
+        store(first + r, red[r * WG + slot * TPR]);
     }
 }

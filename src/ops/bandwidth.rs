@@ -67,6 +67,8 @@ pub struct ReadProbe {
     pub shape: ProbeShape,
     /// Bytes one dispatch reads.
     pub bytes: u64,
+    /// Dispatches per timed submission, set by the first call to `samples`.
+    pub reps: usize,
     dispatch: Dispatch,
     _src: wgpu::Buffer,
     _out: wgpu::Buffer,
@@ -150,6 +152,7 @@ impl ReadProbe {
         Ok(ReadProbe {
             shape,
             bytes,
+            reps: 1,
             dispatch,
             _src: src,
             _out: out,
@@ -183,10 +186,11 @@ impl ReadProbe {
 
     /// Run the probe `iters` times (after a warm-up that also sizes the submissions) and return
     /// each run's GB/s (1e9 B/s), from wall-clock time around a submission and `gpu.wait()`.
-    pub fn samples(&self, gpu: &Gpu, iters: usize) -> Result<Vec<f64>> {
+    pub fn samples(&mut self, gpu: &Gpu, iters: usize) -> Result<Vec<f64>> {
         let once = self.time(gpu, 1)?;
         gpu.check(K)?;
         let reps = ((MIN_SUBMIT_SECS / once.max(1e-6)).ceil() as usize).clamp(1, 64);
+        self.reps = reps;
         let mut out = Vec::with_capacity(iters);
         for _ in 0..iters {
             let secs = self.time(gpu, reps)?;
@@ -203,7 +207,7 @@ impl ReadProbe {
 pub fn measure_read_bandwidth(gpu: &Gpu, bytes: u64, iters: usize) -> Result<f64> {
     let mut best = 0f64;
     for shape in ProbeShape::ALL {
-        let probe = ReadProbe::new(gpu, bytes, shape)?;
+        let mut probe = ReadProbe::new(gpu, bytes, shape)?;
         let mut s = probe.samples(gpu, iters.max(1))?;
         best = best.max(median(&mut s));
     }
@@ -217,7 +221,7 @@ pub fn median(v: &mut [f64]) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;
-    if v.len() % 2 == 1 {
+    if !v.len().is_multiple_of(2) {
         v[m]
     } else {
         (v[m - 1] + v[m]) / 2.0
