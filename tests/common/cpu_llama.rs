@@ -4,14 +4,17 @@
 
 use tokenmill::model::{GgufFile, LlamaConfig};
 
+/// Cached rows of one layer, [pos][kv_dim].
+type Rows = Vec<Vec<f64>>;
+
 pub struct CpuLlama {
     pub cfg: LlamaConfig,
     embd: Vec<f32>,
     out_norm: Vec<f32>,
     output: Option<Vec<f32>>,
     layers: Vec<[Vec<f32>; 9]>,
-    /// Per layer: cached K and V rows, [pos][kv_dim].
-    kv: Vec<(Vec<Vec<f64>>, Vec<Vec<f64>>)>,
+    /// Per layer: cached K and V rows.
+    kv: Vec<(Rows, Rows)>,
     /// Round K/V to f16 as they enter the cache (as the GPU's f16 cache does).
     pub f16_cache: bool,
     /// Quantize matvec inputs to 8-bit blocks of 32 (scale amax/127, stored as f16), as
