@@ -34,6 +34,9 @@ pub struct SamplingArgs {
     /// Stop when the output contains this text (repeatable)
     #[arg(long)]
     pub stop: Vec<String>,
+    /// Keep generating past end-of-sequence tokens (for fixed-length benchmarks)
+    #[arg(long)]
+    pub ignore_eos: bool,
 }
 
 impl SamplingArgs {
@@ -50,7 +53,11 @@ impl SamplingArgs {
                 ..Default::default()
             },
             stop: self.stop.clone(),
-            stop_tokens: loaded.tokenizer.eos_ids().to_vec(),
+            stop_tokens: if self.ignore_eos {
+                Vec::new()
+            } else {
+                loaded.tokenizer.eos_ids().to_vec()
+            },
         }
     }
 }
