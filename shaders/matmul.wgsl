@@ -1,3 +1,9 @@
+// variants: W_F32+PLAIN_W W_F32+PLAIN_W+A_VEC+W_VEC W_F16+PLAIN_W+A_VEC+W_VEC Q8_0+A_VEC Q4_0+A_VEC
+// variants: Q4_1+A_VEC Q4_1 A_F16+A_VEC+Q4_0 TM8+TN2+Q8_0+A_VEC
+// variants: Q4_0+A_VEC+TILE_F16+F16_MATH+F16 W_F16+PLAIN_W+A_VEC+W_VEC+RAW_W+TILE_F16+F16_MATH+F16
+// variants: A_F16+A_VEC+RAW_A+Q8_0+TILE_F16+F16 C_F16+Q4_1+A_VEC+TILE_F16+F16
+// variants: Q4_1+A_VEC+TM8+SG_A+TILE_F16+SOFT_PACK+F16+SUBGROUP Q8_0+A_VEC+TM8+SG_A+TILE_F16+SOFT_PACK+F16+SUBGROUP
+// variants: W_F16+PLAIN_W+A_VEC+W_VEC+RAW_W+TM8+SG_A+TILE_F16+SOFT_PACK+F16+SUBGROUP
 // Tiled matmul: C[M, N] (+)= A[M, K] · W[N, K]^T, one dispatch per row chunk of W.
 // W (GGUF layout, one chunk of rows) is dequantized while its tile loads into workgroup memory.
 // Bindings: 0 params (uniform), 1 a (read), 2 w chunk (read), 3 c (read_write).

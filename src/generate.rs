@@ -154,6 +154,18 @@ impl Session {
         decode: &dyn Fn(&[u32]) -> String,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Output, ModelError> {
+        pollster::block_on(self.generate_async(gpu, prompt, opts, decode, on_text))
+    }
+
+    /// `generate` for the browser and other async callers.
+    pub async fn generate_async(
+        &mut self,
+        gpu: &Gpu,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        decode: &dyn Fn(&[u32]) -> String,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Output, ModelError> {
         let start = Instant::now();
         if prompt.is_empty() {
             return Err(ModelError::Empty);
@@ -183,7 +195,7 @@ impl Session {
             reused_tokens: reuse,
             ..Default::default()
         };
-        let mut logits: Logits = self.model.forward(gpu, new, need)?;
+        let mut logits: Logits = self.model.forward_async(gpu, new, need).await?;
         self.cached.extend_from_slice(new);
         stats.prefill_secs = start.elapsed().as_secs_f64();
         let mut history = prompt.to_vec();
@@ -226,7 +238,7 @@ impl Session {
                 break StopReason::ContextFull;
             }
             let t0 = Instant::now();
-            logits = self.model.forward(gpu, &[token], need)?;
+            logits = self.model.forward_async(gpu, &[token], need).await?;
             self.cached.push(token);
             stats.token_secs.push(t0.elapsed().as_secs_f64());
         };

@@ -6,7 +6,8 @@ use naga::back;
 use tokenmill::gpu::shader::{self, Flags, SHADERS};
 
 /// Every variant of a shader: {plain, F16, SUBGROUP, F16+SUBGROUP} x (each declared variant,
-/// or none when the shader declares no variants); F16-only variants skip the non-F16 builds.
+/// or none when the shader declares no variants). A declared variant that names F16 or
+/// SUBGROUP itself (or comes from `variants-f16:`) is built only where those are on.
 fn variants(name: &'static str) -> Vec<Flags> {
     let mut declared = shader::declared_variants(name);
     if declared.is_empty() {
@@ -18,7 +19,11 @@ fn variants(name: &'static str) -> Vec<Flags> {
     let mut out = Vec::new();
     for f16 in [false, true] {
         for sg in [false, true] {
-            for v in declared.iter().filter(|v| f16 || !v.needs_f16) {
+            let fits = |v: &&shader::Variant| {
+                (f16 || !(v.needs_f16 || v.flags.contains(&"F16")))
+                    && (sg || !v.flags.contains(&"SUBGROUP"))
+            };
+            for v in declared.iter().filter(fits) {
                 let mut flags: Flags = v.flags.iter().copied().collect();
                 if f16 {
                     flags.insert("F16");
