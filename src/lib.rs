@@ -1,7 +1,13 @@
 //! tokenmill: portable LLM inference on WGSL compute shaders through wgpu.
 
+pub mod chat;
+pub mod generate;
 pub mod gpu;
+pub mod ledger;
+pub mod model;
 pub mod ops;
 pub mod quant;
+pub mod sampling;
+pub mod tokenizer;
 
 pub use gpu::{Gpu, GpuError, GpuOptions};

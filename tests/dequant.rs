@@ -64,7 +64,7 @@ fn dequant_rejects_bad_types_and_shapes() {
             )
             .unwrap();
         let f = gpu.zeros("out", &[64], DType::F32).unwrap();
-        let err = Dequant::prepare(gpu, &f, &f).err().expect("f32 source");
+        let err = Dequant::prepare(gpu, &f, &f).expect_err("f32 source");
         assert!(
             matches!(
                 err,
@@ -78,15 +78,13 @@ fn dequant_rejects_bad_types_and_shapes() {
 
         let short = gpu.zeros("out", &[32], DType::F32).unwrap();
         let msg = Dequant::prepare(gpu, &q, &short)
-            .err()
-            .expect("length")
+            .expect_err("length")
             .to_string();
         assert!(msg.contains("[32]") && msg.contains("[64]"), "{msg}");
 
         let wrong = gpu.zeros("out", &[64], DType::U32).unwrap();
         let msg = Dequant::prepare(gpu, &q, &wrong)
-            .err()
-            .expect("out dtype")
+            .expect_err("out dtype")
             .to_string();
         assert!(msg.contains("u32"), "{msg}");
     });

@@ -13,11 +13,24 @@ fn elementwise_matches_cpu() {
             let ga = gpu.upload_f32("a", &[n], &a).unwrap();
             let gb = gpu.upload_f32("b", &[n], &b).unwrap();
             let out = gpu.zeros("out", &[n], tokenmill::gpu::DType::F32).unwrap();
-            for op in [Elementwise::Add, Elementwise::Mul, Elementwise::scale(0.125), Elementwise::Silu, Elementwise::Gelu, Elementwise::SiluMul] {
+            for op in [
+                Elementwise::Add,
+                Elementwise::Mul,
+                Elementwise::scale(0.125),
+                Elementwise::Silu,
+                Elementwise::Gelu,
+                Elementwise::SiluMul,
+            ] {
                 let d = op.prepare(gpu, &ga, &gb, &out).unwrap();
                 gpu.run(&[d]).unwrap();
                 let got = gpu.read_f32(&out).unwrap();
-                assert_close(&format!("{op:?} n={n}"), &got, &op.reference(&a, &b), 1e-5, 1e-5);
+                assert_close(
+                    &format!("{op:?} n={n}"),
+                    &got,
+                    &op.reference(&a, &b),
+                    1e-5,
+                    1e-5,
+                );
             }
         }
     });
@@ -29,8 +42,13 @@ fn elementwise_rejects_mismatched_shapes() {
         let gpu = &t.gpu;
         let a = gpu.upload_f32("a", &[8], &[0.0; 8]).unwrap();
         let b = gpu.upload_f32("b", &[4], &[0.0; 4]).unwrap();
-        let err = Elementwise::Add.prepare(gpu, &a, &b, &a).err().expect("shape error");
+        let err = Elementwise::Add
+            .prepare(gpu, &a, &b, &a)
+            .expect_err("shape error");
         let msg = err.to_string();
-        assert!(msg.contains("elementwise") && msg.contains("[4]") && msg.contains("[8]"), "{msg}");
+        assert!(
+            msg.contains("elementwise") && msg.contains("[4]") && msg.contains("[8]"),
+            "{msg}"
+        );
     });
 }

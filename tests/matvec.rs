@@ -155,8 +155,7 @@ fn matvec_rejects_bad_shapes_and_types() {
         let y = gpu.zeros("y", &[4], DType::F32).unwrap();
         let x_short = gpu.zeros("x", &[32], DType::F32).unwrap();
         let msg = QMatVec::prepare(gpu, &w, &x_short, &y, false)
-            .err()
-            .expect("x length")
+            .expect_err("x length")
             .to_string();
         assert!(
             msg.contains("matvec") && msg.contains("[32]") && msg.contains("[64]"),
@@ -164,9 +163,7 @@ fn matvec_rejects_bad_shapes_and_types() {
         );
 
         let x_f16 = gpu.zeros("x", &[64], DType::F16).unwrap();
-        let err = QMatVec::prepare(gpu, &w, &x_f16, &y, false)
-            .err()
-            .expect("x dtype");
+        let err = QMatVec::prepare(gpu, &w, &x_f16, &y, false).expect_err("x dtype");
         assert!(
             matches!(
                 err,
@@ -181,8 +178,7 @@ fn matvec_rejects_bad_shapes_and_types() {
         let x = gpu.zeros("x", &[64], DType::F32).unwrap();
         let y_long = gpu.zeros("y", &[5], DType::F32).unwrap();
         let msg = QMatVec::prepare(gpu, &w, &x, &y_long, true)
-            .err()
-            .expect("y length")
+            .expect_err("y length")
             .to_string();
         assert!(msg.contains("[5]") && msg.contains("[4]"), "{msg}");
 
@@ -190,8 +186,7 @@ fn matvec_rejects_bad_shapes_and_types() {
             .upload_chunked("w", [4, 64], DType::U32, &[0u8; 1024])
             .unwrap();
         let msg = QMatVec::prepare(gpu, &wu, &x, &y, false)
-            .err()
-            .expect("W dtype")
+            .expect_err("W dtype")
             .to_string();
         assert!(msg.contains("u32"), "{msg}");
 
@@ -200,8 +195,7 @@ fn matvec_rejects_bad_shapes_and_types() {
             .unwrap();
         let x30 = gpu.zeros("x", &[30], DType::F32).unwrap();
         let msg = QMatVec::prepare(gpu, &w30, &x30, &y, false)
-            .err()
-            .expect("cols")
+            .expect_err("cols")
             .to_string();
         assert!(msg.contains("multiple of 32"), "{msg}");
 
@@ -211,8 +205,7 @@ fn matvec_rejects_bad_shapes_and_types() {
             rows: 2,
         };
         let msg = QMatVec::prepare_tuned(gpu, &w, &x, &y, false, bad)
-            .err()
-            .expect("tune")
+            .expect_err("tune")
             .to_string();
         assert!(msg.contains("tuning"), "{msg}");
     });

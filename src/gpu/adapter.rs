@@ -58,9 +58,15 @@ impl AdapterDesc {
         let limits = adapter.limits();
         let features = adapter.features() & interesting_features();
         let software = info.device_type == wgpu::DeviceType::Cpu
-            || ["llvmpipe", "lavapipe", "swiftshader", "warp", "basic render"]
-                .iter()
-                .any(|s| info.name.to_lowercase().contains(s));
+            || [
+                "llvmpipe",
+                "lavapipe",
+                "swiftshader",
+                "warp",
+                "basic render",
+            ]
+            .iter()
+            .any(|s| info.name.to_lowercase().contains(s));
         AdapterDesc {
             index,
             name: info.name.clone(),
@@ -74,7 +80,7 @@ impl AdapterDesc {
             features: features.iter_names().map(|(n, _)| n.to_string()).collect(),
             subgroup_min_size: info.subgroup_min_size,
             subgroup_max_size: info.subgroup_max_size,
-            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
             max_buffer_size: limits.max_buffer_size,
             max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
@@ -177,7 +183,7 @@ pub fn choose(adapters: Vec<wgpu::Adapter>, choice: &DeviceChoice) -> Result<wgp
 }
 
 /// Prefer the native compute APIs over GL when the same GPU appears twice.
-fn backend_rank(backend: &str) -> u32 {
+pub fn backend_rank(backend: &str) -> u32 {
     match backend {
         "vulkan" | "metal" | "dx12" | "webgpu" => 0,
         _ => 1,

@@ -45,7 +45,7 @@ pub struct Caps {
 
 impl Caps {
     pub fn max_binding(&self) -> u64 {
-        self.limits.max_storage_buffer_binding_size as u64
+        self.limits.max_storage_buffer_binding_size
     }
 }
 
@@ -76,7 +76,11 @@ impl Gpu {
     }
 
     /// Open a device on a specific adapter.
-    pub async fn from_adapter(index: usize, adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Gpu> {
+    pub async fn from_adapter(
+        index: usize,
+        adapter: wgpu::Adapter,
+        opts: &GpuOptions,
+    ) -> Result<Gpu> {
         let desc = AdapterDesc::from_adapter(index, &adapter);
         let mut features = adapter.features() & interesting_features();
         if !opts.allow_f16 {
@@ -90,7 +94,7 @@ impl Gpu {
         }
         let mut limits = adapter.limits();
         if let Some(max) = opts.max_binding_size {
-            let max = max.min(limits.max_storage_buffer_binding_size as u64);
+            let max = max.min(limits.max_storage_buffer_binding_size);
             limits.max_storage_buffer_binding_size = max as _;
         }
         let (device, queue) = adapter

@@ -14,14 +14,19 @@ pub enum GpuError {
         #[source]
         source: wgpu::RequestDeviceError,
     },
-    #[error("kernel '{kernel}' needs the device feature {feature}, which '{adapter}' did not grant")]
+    #[error(
+        "kernel '{kernel}' needs the device feature {feature}, which '{adapter}' did not grant"
+    )]
     MissingFeature {
         kernel: &'static str,
         feature: &'static str,
         adapter: String,
     },
     #[error("kernel '{kernel}': shape mismatch: {detail}")]
-    Shape { kernel: &'static str, detail: String },
+    Shape {
+        kernel: &'static str,
+        detail: String,
+    },
     #[error("kernel '{kernel}': {bytes} bytes exceed the device limit {limit_name} = {limit}")]
     TooLarge {
         kernel: &'static str,
@@ -53,6 +58,12 @@ impl GpuError {
             kernel,
             detail: detail.into(),
         }
+    }
+
+    /// `from_wgpu` for tests outside the crate.
+    #[doc(hidden)]
+    pub fn from_wgpu_for_test(kernel: &str, err: wgpu::Error) -> Self {
+        Self::from_wgpu(kernel, err)
     }
 
     /// Turn an error caught by a wgpu error scope into a typed error.

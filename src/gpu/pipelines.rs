@@ -43,6 +43,18 @@ pub struct Dispatch {
     pub workgroups: [u32; 3],
 }
 
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kernel({})", self.name)
+    }
+}
+
+impl std::fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dispatch({} {:?})", self.kernel, self.workgroups)
+    }
+}
+
 pub(crate) struct Pipelines {
     kernels: Mutex<HashMap<PipelineKey, Kernel>>,
     layouts: Mutex<HashMap<Vec<BindingKind>, Arc<wgpu::BindGroupLayout>>>,
@@ -171,15 +183,17 @@ impl Gpu {
             message,
         };
         let text = shader::assemble(key.shader, &key.flags).map_err(shader_err)?;
-        shader::validate(&text).map_err(shader_err)?;
+        shader::validate(&text, &key.flags).map_err(shader_err)?;
         let layout = self.layout(bindings);
         let constants: Vec<(&str, f64)> =
             key.overrides.iter().map(|(n, v)| (*n, *v as f64)).collect();
         let pipeline = self.scoped_sync(name, || {
-            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(key.shader),
-                source: wgpu::ShaderSource::Wgsl(text.as_str().into()),
-            });
+            let module = self
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(key.shader),
+                    source: wgpu::ShaderSource::Wgsl(text.as_str().into()),
+                });
             let pl = self
                 .device
                 .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {

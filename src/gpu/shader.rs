@@ -3,13 +3,30 @@
 
 use std::collections::BTreeSet;
 
+/// `(name, source)` of one file in shaders/.
+macro_rules! shader {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("../../shaders/", $name, ".wgsl")),
+        )
+    };
+}
+
 /// Every shader file in shaders/, by name.
 pub const SHADERS: &[(&str, &str)] = &[
-    ("common", include_str!("../../shaders/common.wgsl")),
-    ("elementwise", include_str!("../../shaders/elementwise.wgsl")),
-    ("matvec", include_str!("../../shaders/matvec.wgsl")),
-    ("dequant", include_str!("../../shaders/dequant.wgsl")),
-    ("bandwidth", include_str!("../../shaders/bandwidth.wgsl")),
+    shader!("common"),
+    shader!("elementwise"),
+    shader!("embed"),
+    shader!("norm"),
+    shader!("rope"),
+    shader!("softmax"),
+    shader!("topk"),
+    shader!("attention"),
+    shader!("matvec"),
+    shader!("dequant"),
+    shader!("bandwidth"),
+    shader!("matmul"),
 ];
 
 /// Look up a shader's source by name.
@@ -36,10 +53,14 @@ pub fn preprocess(src: &str, flags: &Flags) -> Result<String, String> {
             };
             stack.push((value, value));
         } else if t.starts_with("#else") {
-            let top = stack.last_mut().ok_or(format!("line {}: #else without #if", n + 1))?;
+            let top = stack
+                .last_mut()
+                .ok_or(format!("line {}: #else without #if", n + 1))?;
             *top = (!top.1, true);
         } else if t.starts_with("#endif") {
-            stack.pop().ok_or(format!("line {}: #endif without #if", n + 1))?;
+            stack
+                .pop()
+                .ok_or(format!("line {}: #endif without #if", n + 1))?;
         } else if t.starts_with('#') {
             return Err(format!("line {}: unknown directive '{t}'", n + 1));
         } else if active(&stack) {
@@ -67,16 +88,65 @@ pub fn assemble(name: &str, flags: &Flags) -> Result<String, String> {
     Ok(text)
 }
 
-/// Parse and validate WGSL with naga, as the pipeline would, returning naga's message on error.
-pub fn validate(text: &str) -> Result<naga::Module, String> {
+/// naga capabilities a variant may use: f16 only when built with F16, subgroups only with
+/// SUBGROUP, so a fallback variant that slips in either fails validation.
+pub fn capabilities(flags: &Flags) -> naga::valid::Capabilities {
+    use naga::valid::Capabilities as C;
+    // pack/unpack2x16float are core WebGPU; naga puts them behind this capability.
+    let mut caps = C::SHADER_FLOAT16_IN_FLOAT32;
+    if flags.contains("F16") {
+        caps |= C::SHADER_FLOAT16;
+    }
+    if flags.contains("SUBGROUP") {
+        caps |= C::SUBGROUP | C::SUBGROUP_BARRIER;
+    }
+    caps
+}
+
+/// Parse and validate WGSL with naga for the variant `flags`, returning naga's message on error.
+pub fn validate(
+    text: &str,
+    flags: &Flags,
+) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
     let module = naga::front::wgsl::parse_str(text).map_err(|e| e.emit_to_string(text))?;
-    let mut v = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    );
-    v.validate(&module)
-        .map_err(|e| e.emit_to_string(text))?;
-    Ok(module)
+    let mut v =
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities(flags));
+    v.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
+    let info = v.validate(&module).map_err(|e| e.emit_to_string(text))?;
+    Ok((module, info))
+}
+
+/// One declared variant: its extra flags, and whether it exists only with F16.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variant {
+    pub flags: Vec<&'static str>,
+    pub needs_f16: bool,
+}
+
+/// Variants a shader declares in header lines `// variants: A B+C` (each item one variant,
+/// `+` joining flags; a name no `#if` tests, like PLAIN, is the build without extra flags) and
+/// `// variants-f16: D+E` (variants that need the F16 build).
+pub fn declared_variants(name: &str) -> Vec<Variant> {
+    let Some(src) = source(name) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in src.lines().map(str::trim) {
+        let (items, needs_f16) = if let Some(v) = line.strip_prefix("// variants-f16:") {
+            (v, true)
+        } else if let Some(v) = line.strip_prefix("// variants:") {
+            (v, false)
+        } else {
+            continue;
+        };
+        for item in items.split_whitespace() {
+            out.push(Variant {
+                flags: item.split('+').collect(),
+                needs_f16,
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use wgpu::util::DeviceExt;
-
 use super::device::Gpu;
 use super::error::{GpuError, Result};
 
@@ -48,7 +46,8 @@ impl DType {
 
     /// Bytes taken by `n` elements; `None` if `n` is not a whole number of blocks.
     pub fn bytes_for(self, n: usize) -> Option<usize> {
-        (n % self.block_elems() == 0).then(|| n / self.block_elems() * self.block_bytes())
+        n.is_multiple_of(self.block_elems())
+            .then(|| n / self.block_elems() * self.block_bytes())
     }
 
     pub fn name(self) -> &'static str {
@@ -123,7 +122,13 @@ impl GpuTensor {
     }
 
     /// Check this tensor has `shape` and `dtype`, naming `kernel` and `what` if not.
-    pub fn expect(&self, kernel: &'static str, what: &str, shape: &[usize], dtypes: &[DType]) -> Result<()> {
+    pub fn expect(
+        &self,
+        kernel: &'static str,
+        what: &str,
+        shape: &[usize],
+        dtypes: &[DType],
+    ) -> Result<()> {
         if self.shape != shape {
             return Err(GpuError::shape(
                 kernel,
@@ -133,7 +138,11 @@ impl GpuTensor {
         if !dtypes.contains(&self.dtype) {
             return Err(GpuError::shape(
                 kernel,
-                format!("{what} is {}, expected one of {:?}", self.dtype.name(), dtypes),
+                format!(
+                    "{what} is {}, expected one of {:?}",
+                    self.dtype.name(),
+                    dtypes
+                ),
             ));
         }
         Ok(())
@@ -155,20 +164,36 @@ impl Gpu {
     }
 
     /// Upload raw bytes as a tensor of `shape` and `dtype`.
-    pub fn upload(&self, name: &'static str, shape: &[usize], dtype: DType, bytes: &[u8]) -> Result<GpuTensor> {
+    pub fn upload(
+        &self,
+        name: &'static str,
+        shape: &[usize],
+        dtype: DType,
+        bytes: &[u8],
+    ) -> Result<GpuTensor> {
         let numel: usize = shape.iter().product();
         let want = dtype.bytes_for(numel).ok_or_else(|| {
-            GpuError::shape(name, format!("{numel} elements is not a whole number of {} blocks", dtype.name()))
+            GpuError::shape(
+                name,
+                format!(
+                    "{numel} elements is not a whole number of {} blocks",
+                    dtype.name()
+                ),
+            )
         })?;
         if bytes.len() != want {
             return Err(GpuError::shape(
                 name,
-                format!("{} bytes given for {shape:?} {}, expected {want}", bytes.len(), dtype.name()),
+                format!(
+                    "{} bytes given for {shape:?} {}, expected {want}",
+                    bytes.len(),
+                    dtype.name()
+                ),
             ));
         }
         self.check_size(name, want as u64)?;
         let padded;
-        let contents = if bytes.len() % 4 == 0 && !bytes.is_empty() {
+        let contents = if bytes.len().is_multiple_of(4) && !bytes.is_empty() {
             bytes
         } else {
             let mut v = bytes.to_vec();
@@ -176,13 +201,7 @@ impl Gpu {
             padded = v;
             &padded
         };
-        let buffer = self.scoped_sync(name, || {
-            self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(name),
-                contents,
-                usage: STORAGE,
-            })
-        })?;
+        let buffer = self.buffer_with(name, STORAGE, contents)?;
         Ok(GpuTensor {
             buffer: Arc::new(buffer),
             offset: 0,
@@ -191,25 +210,39 @@ impl Gpu {
         })
     }
 
-    pub fn upload_f32(&self, name: &'static str, shape: &[usize], data: &[f32]) -> Result<GpuTensor> {
+    pub fn upload_f32(
+        &self,
+        name: &'static str,
+        shape: &[usize],
+        data: &[f32],
+    ) -> Result<GpuTensor> {
         self.upload(name, shape, DType::F32, bytemuck::cast_slice(data))
     }
 
-    pub fn upload_u32(&self, name: &'static str, shape: &[usize], data: &[u32]) -> Result<GpuTensor> {
+    pub fn upload_u32(
+        &self,
+        name: &'static str,
+        shape: &[usize],
+        data: &[u32],
+    ) -> Result<GpuTensor> {
         self.upload(name, shape, DType::U32, bytemuck::cast_slice(data))
     }
 
-    pub fn upload_f16(&self, name: &'static str, shape: &[usize], data: &[half::f16]) -> Result<GpuTensor> {
+    pub fn upload_f16(
+        &self,
+        name: &'static str,
+        shape: &[usize],
+        data: &[half::f16],
+    ) -> Result<GpuTensor> {
         self.upload(name, shape, DType::F16, bytemuck::cast_slice(data))
     }
 
     /// A zeroed tensor for kernel outputs.
     pub fn zeros(&self, name: &'static str, shape: &[usize], dtype: DType) -> Result<GpuTensor> {
         let numel: usize = shape.iter().product();
-        let bytes = dtype
-            .bytes_for(numel)
-            .ok_or_else(|| GpuError::shape(name, format!("{numel} elements in {} blocks", dtype.name())))?
-            as u64;
+        let bytes = dtype.bytes_for(numel).ok_or_else(|| {
+            GpuError::shape(name, format!("{numel} elements in {} blocks", dtype.name()))
+        })? as u64;
         self.check_size(name, bytes)?;
         let buffer = self.scoped_sync(name, || {
             self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -227,13 +260,40 @@ impl Gpu {
         })
     }
 
-    /// A small uniform buffer holding `params`.
+    /// A buffer holding `contents` (length a multiple of 4). Written through the queue rather
+    /// than mapped at creation, so a lost device gives an error instead of a panic.
+    fn buffer_with(
+        &self,
+        name: &'static str,
+        usage: wgpu::BufferUsages,
+        contents: &[u8],
+    ) -> Result<wgpu::Buffer> {
+        self.check(name)?;
+        let buffer = self.scoped_sync(name, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(name),
+                size: contents.len() as u64,
+                usage: usage | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        self.queue.write_buffer(&buffer, 0, contents);
+        Ok(buffer)
+    }
+
+    /// A small uniform buffer holding `params`. On a lost device the buffer is invalid and the
+    /// next `run` reports the loss.
     pub fn uniform<T: bytemuck::Pod>(&self, name: &'static str, params: &T) -> wgpu::Buffer {
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(name),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        })
+        let bytes = bytemuck::bytes_of(params);
+        self.buffer_with(name, wgpu::BufferUsages::UNIFORM, bytes)
+            .unwrap_or_else(|_| {
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(name),
+                    size: bytes.len() as u64,
+                    usage: wgpu::BufferUsages::UNIFORM,
+                    mapped_at_creation: false,
+                })
+            })
     }
 
     /// Read a tensor's bytes back to the host.
@@ -304,15 +364,32 @@ impl ChunkedTensor {
 
 impl Gpu {
     /// Upload a `[rows, cols]` tensor, split by rows so each chunk fits a storage binding.
-    pub fn upload_chunked(&self, name: &'static str, shape: [usize; 2], dtype: DType, bytes: &[u8]) -> Result<ChunkedTensor> {
+    pub fn upload_chunked(
+        &self,
+        name: &'static str,
+        shape: [usize; 2],
+        dtype: DType,
+        bytes: &[u8],
+    ) -> Result<ChunkedTensor> {
         let [rows, cols] = shape;
         let row_bytes = dtype.bytes_for(cols).ok_or_else(|| {
-            GpuError::shape(name, format!("{cols} columns is not a whole number of {} blocks", dtype.name()))
+            GpuError::shape(
+                name,
+                format!(
+                    "{cols} columns is not a whole number of {} blocks",
+                    dtype.name()
+                ),
+            )
         })?;
         if bytes.len() != rows * row_bytes {
             return Err(GpuError::shape(
                 name,
-                format!("{} bytes given for [{rows}, {cols}] {}, expected {}", bytes.len(), dtype.name(), rows * row_bytes),
+                format!(
+                    "{} bytes given for [{rows}, {cols}] {}, expected {}",
+                    bytes.len(),
+                    dtype.name(),
+                    rows * row_bytes
+                ),
             ));
         }
         let max = self.caps.max_binding() as usize;
@@ -331,6 +408,10 @@ impl Gpu {
                 break;
             }
         }
-        Ok(ChunkedTensor { shape, dtype, chunks })
+        Ok(ChunkedTensor {
+            shape,
+            dtype,
+            chunks,
+        })
     }
 }

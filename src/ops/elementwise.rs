@@ -47,11 +47,20 @@ impl Elementwise {
     }
 
     fn binary(self) -> bool {
-        matches!(self, Elementwise::Add | Elementwise::Mul | Elementwise::SiluMul)
+        matches!(
+            self,
+            Elementwise::Add | Elementwise::Mul | Elementwise::SiluMul
+        )
     }
 
     /// Prepare `out = op(a, b)`; `b` is ignored (may be `a`) for unary ops.
-    pub fn prepare(self, gpu: &Gpu, a: &GpuTensor, b: &GpuTensor, out: &GpuTensor) -> Result<Dispatch> {
+    pub fn prepare(
+        self,
+        gpu: &Gpu,
+        a: &GpuTensor,
+        b: &GpuTensor,
+        out: &GpuTensor,
+    ) -> Result<Dispatch> {
         const K: &str = "elementwise";
         let n = a.numel();
         a.expect(K, "a", &a.shape, &[DType::F32])?;
@@ -60,7 +69,10 @@ impl Elementwise {
             b.expect(K, "b", &a.shape, &[DType::F32])?;
         }
         if n > u32::MAX as usize {
-            return Err(GpuError::shape(K, format!("{n} elements exceed u32 indexing")));
+            return Err(GpuError::shape(
+                K,
+                format!("{n} elements exceed u32 indexing"),
+            ));
         }
         let key = PipelineKey {
             shader: "elementwise",
@@ -73,10 +85,22 @@ impl Elementwise {
             Elementwise::Scale(bits) => f32::from_bits(bits),
             _ => 1.0,
         };
-        let params = gpu.uniform(K, &Params { n: n as u32, scale, _pad: [0; 2] });
+        let params = gpu.uniform(
+            K,
+            &Params {
+                n: n as u32,
+                scale,
+                _pad: [0; 2],
+            },
+        );
         gpu.dispatch(
             &kernel,
-            &[params.as_entire_binding(), a.binding(), b.binding(), out.binding()],
+            &[
+                params.as_entire_binding(),
+                a.binding(),
+                b.binding(),
+                out.binding(),
+            ],
             gpu.grid((n as u32).div_ceil(WG)),
         )
     }

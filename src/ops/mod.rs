@@ -5,15 +5,31 @@
 //! Ops whose work depends on the decode position read it from a shared `StepParams` uniform,
 //! which the caller rewrites with `queue.write_buffer` each step; bind groups never change.
 
+pub mod attention;
 pub mod bandwidth;
 pub mod dequant;
 pub mod elementwise;
+pub mod embed;
+pub mod kv_cache;
+pub mod matmul;
 pub mod matvec;
+pub mod norm;
+pub mod rope;
+pub mod softmax;
+pub mod topk;
 
+pub use attention::{Attention, Split};
 pub use bandwidth::measure_read_bandwidth;
 pub use dequant::Dequant;
 pub use elementwise::Elementwise;
+pub use embed::Embedding;
+pub use kv_cache::{KvCache, KvLayer};
+pub use matmul::{MatMul, MatMulTune};
 pub use matvec::{MatVecTune, QMatVec};
+pub use norm::RmsNorm;
+pub use rope::{Rope, RopeConfig, RopeStyle};
+pub use softmax::Softmax;
+pub use topk::{Argmax, TopK};
 
 /// Per-step values shared by every kernel of a forward pass (binding it is the op's choice).
 #[repr(C)]
@@ -30,7 +46,8 @@ pub struct StepParams {
 const _: () = assert!(std::mem::size_of::<StepParams>() == 16);
 
 /// WGSL declaration matching `StepParams`, for shaders that bind it.
-pub const STEP_PARAMS_WGSL: &str = "struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }";
+pub const STEP_PARAMS_WGSL: &str =
+    "struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }";
 
 impl StepParams {
     pub fn new(pos: usize, n_tokens: usize) -> Self {
@@ -41,4 +58,15 @@ impl StepParams {
             _pad: 0,
         }
     }
+}
+
+/// Workgroup size of the row-reduction kernels (norm, softmax, argmax, top-k): the largest power
+/// of two <= 256 the device allows. Their non-subgroup tree reduction needs a power of two.
+pub(crate) fn reduce_wg(gpu: &crate::gpu::Gpu) -> u32 {
+    let l = &gpu.caps.limits;
+    let max = l
+        .max_compute_invocations_per_workgroup
+        .min(l.max_compute_workgroup_size_x);
+    let max = max.clamp(1, 256);
+    1 << (31 - max.leading_zeros())
 }

@@ -66,7 +66,9 @@ impl BlockFormat for Q4_0 {
     }
     fn quant_block(x: &[f32], out: &mut [u8]) {
         // The value of largest magnitude maps to -8, as GGUF's reference quantizer does.
-        let max = x.iter().fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+        let max = x
+            .iter()
+            .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
         let d = max / -8.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         put_f16(out, 0, d);
@@ -118,10 +120,17 @@ pub fn quantize(dtype: DType, x: &[f32]) -> Vec<u8> {
         }
         out
     }
-    assert_eq!(x.len() % dtype.block_elems(), 0, "length must be whole blocks");
+    assert_eq!(
+        x.len() % dtype.block_elems(),
+        0,
+        "length must be whole blocks"
+    );
     match dtype {
         DType::F32 => bytemuck::cast_slice(x).to_vec(),
-        DType::F16 => x.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect(),
+        DType::F16 => x
+            .iter()
+            .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+            .collect(),
         DType::U32 => panic!("u32 is not a weight format"),
         DType::Q8_0 => blocks::<Q8_0>(x),
         DType::Q4_0 => blocks::<Q4_0>(x),
@@ -152,7 +161,9 @@ mod tests {
     use super::*;
 
     fn roundtrip(dtype: DType, tol: f32) {
-        let x: Vec<f32> = (0..256).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect();
+        let x: Vec<f32> = (0..256)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+            .collect();
         let y = dequantize(dtype, &quantize(dtype, &x));
         for (a, b) in x.iter().zip(&y) {
             assert!((a - b).abs() <= tol, "{dtype:?}: {a} vs {b}");

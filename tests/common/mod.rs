@@ -16,7 +16,10 @@ fn open(opts: &GpuOptions, variant: &str) -> Vec<TestGpu> {
         .into_iter()
         .filter_map(|r| match r {
             Ok(gpu) => Some(TestGpu {
-                label: format!("{} ({}, {variant}, f16={}, subgroup={})", gpu.desc.name, gpu.desc.backend, gpu.caps.f16, gpu.caps.subgroup),
+                label: format!(
+                    "{} ({}, {variant}, f16={}, subgroup={})",
+                    gpu.desc.name, gpu.desc.backend, gpu.caps.f16, gpu.caps.subgroup
+                ),
                 gpu,
             }),
             Err(e) => {
@@ -45,7 +48,10 @@ pub fn gpus() -> &'static [TestGpu] {
         }
         if all.is_empty() {
             let msg = "no GPU adapter found: run `source scripts/lavapipe.sh` first";
-            if std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false) {
+            if std::env::var("CI")
+                .map(|v| v == "true" || v == "1")
+                .unwrap_or(false)
+            {
                 panic!("{msg} (CI=true: a missing adapter is a failure)");
             }
             eprintln!("WARNING: {msg}; GPU tests have nothing to run on");
@@ -64,10 +70,14 @@ pub fn for_each_gpu(mut f: impl FnMut(&TestGpu)) {
 
 /// Deterministic pseudo-random values in [-scale, scale).
 pub fn rand_vec(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
         })
         .collect()
@@ -75,17 +85,28 @@ pub fn rand_vec(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 
 /// Assert |got - want| <= atol + rtol * |want| elementwise, naming the worst element.
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length {} vs {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} vs {}",
+        got.len(),
+        want.len()
+    );
     let mut worst = (0usize, 0f32);
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let err = (g - w).abs();
         let excess = err - (atol + rtol * w.abs());
-        if !(excess <= 0.0) && (excess > worst.1 || worst.1 == 0.0) {
+        // NaN never compares as within tolerance.
+        let within = excess <= 0.0;
+        if !within && (excess > worst.1 || worst.1 == 0.0) {
             worst = (i, excess.max(f32::MIN_POSITIVE));
         }
     }
     if worst.1 > 0.0 {
         let i = worst.0;
-        panic!("{what}: element {i} is {} but expected {} (atol {atol}, rtol {rtol})", got[i], want[i]);
+        panic!(
+            "{what}: element {i} is {} but expected {} (atol {atol}, rtol {rtol})",
+            got[i], want[i]
+        );
     }
 }

@@ -1,0 +1,43 @@
+//! Subcommands. Each lives in its own module; this file only parses and dispatches.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod compare;
+mod devices;
+
+#[derive(Parser)]
+#[command(
+    name = "tokenmill",
+    version,
+    about = "Portable LLM inference on any GPU (wgpu: Vulkan, Metal, DX12, WebGPU)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every GPU adapter on every backend with its features and limits.
+    Devices(devices::DevicesArgs),
+    /// Merge ledgers and compare devices on identical workloads (table, optional HTML report).
+    Compare(compare::CompareArgs),
+}
+
+pub fn run() -> Result<()> {
+    match Cli::parse().command {
+        Command::Devices(args) => devices::run(args),
+        Command::Compare(args) => compare::run(args),
+    }
+}
+
+/// Write to stdout; a closed pipe (`| head`) ends output quietly instead of panicking.
+pub fn print(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}

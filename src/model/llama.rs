@@ -1,0 +1,319 @@
+//! A Llama-family transformer on the GPU: weights stay in their file format (quantized blocks
+//! are never expanded), activations and the KV cache live in fixed buffers, and decode runs
+//! as one prebuilt list of dispatches per token.
+
+use std::collections::HashMap;
+
+use crate::gpu::{ChunkedTensor, DType, Dispatch, Gpu, GpuError, GpuTensor};
+use crate::ops::kv_cache::KvCache;
+use crate::ops::StepParams;
+
+use super::config::LlamaConfig;
+use super::convert::bf16_to_f32;
+use super::error::LoadError;
+use super::gguf::GgufFile;
+use super::tensor_type::GgmlType;
+
+/// Errors from loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+    #[error("tensor '{tensor}' is {got}, which the {what} cannot use (expected {expected})")]
+    TensorType {
+        tensor: String,
+        what: &'static str,
+        got: String,
+        expected: &'static str,
+    },
+    #[error("prompt of {tokens} tokens does not fit the context of {ctx} (already {used} used)")]
+    ContextFull {
+        tokens: usize,
+        used: usize,
+        ctx: usize,
+    },
+    #[error("empty input: nothing to run")]
+    Empty,
+}
+
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+/// One transformer block's weights.
+pub struct LayerWeights {
+    pub attn_norm: GpuTensor,
+    pub wq: ChunkedTensor,
+    pub wk: ChunkedTensor,
+    pub wv: ChunkedTensor,
+    pub wo: ChunkedTensor,
+    pub ffn_norm: GpuTensor,
+    pub w_gate: ChunkedTensor,
+    pub w_up: ChunkedTensor,
+    pub w_down: ChunkedTensor,
+}
+
+pub struct Weights {
+    pub token_embd: ChunkedTensor,
+    pub output_norm: GpuTensor,
+    /// `None` when the output head is tied to `token_embd`.
+    pub output: Option<ChunkedTensor>,
+    pub layers: Vec<LayerWeights>,
+}
+
+impl Weights {
+    pub fn lm_head(&self) -> &ChunkedTensor {
+        self.output.as_ref().unwrap_or(&self.token_embd)
+    }
+
+    /// Bytes of weights on the GPU.
+    pub fn nbytes(&self) -> u64 {
+        let c = |t: &ChunkedTensor| t.nbytes();
+        let layers: u64 = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.attn_norm.nbytes()
+                    + l.ffn_norm.nbytes()
+                    + [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+                        .iter()
+                        .map(|t| c(t))
+                        .sum::<u64>()
+            })
+            .sum();
+        layers + c(&self.token_embd) + self.output_norm.nbytes() + self.output.as_ref().map_or(0, c)
+    }
+}
+
+/// Formats the matvec and matmul kernels read directly.
+const MATRIX_TYPES: [DType; 5] = [
+    DType::F32,
+    DType::F16,
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q4_1,
+];
+
+/// Upload a `[rows, cols]` weight as stored (BF16, which no kernel reads, becomes F32).
+fn upload_matrix(
+    gpu: &Gpu,
+    file: &GgufFile,
+    name: &str,
+    rows: usize,
+    cols: usize,
+) -> Result<ChunkedTensor> {
+    let t = file.tensor(name)?;
+    match t.info.ty.dtype() {
+        Some(dt) if MATRIX_TYPES.contains(&dt) => {
+            Ok(gpu.upload_chunked("weight", [rows, cols], dt, t.data)?)
+        }
+        _ if t.info.ty == GgmlType::BF16 => {
+            let values = bf16_to_f32(t.data);
+            Ok(gpu.upload_chunked(
+                "weight",
+                [rows, cols],
+                DType::F32,
+                bytemuck::cast_slice(&values),
+            )?)
+        }
+        _ => Err(ModelError::TensorType {
+            tensor: name.to_string(),
+            what: "matrix kernels",
+            got: t.info.ty.name().to_string(),
+            expected: "F32, F16, BF16, Q8_0, Q4_0 or Q4_1",
+        }),
+    }
+}
+
+/// Upload a norm weight as f32.
+fn upload_vector(gpu: &Gpu, file: &GgufFile, name: &str, len: usize) -> Result<GpuTensor> {
+    let values = file.tensor(name)?.to_f32()?;
+    Ok(gpu.upload_f32("norm", &[len], &values)?)
+}
+
+impl Weights {
+    /// Upload every tensor, calling `progress(done, total)` after each.
+    pub fn load(
+        gpu: &Gpu,
+        file: &GgufFile,
+        cfg: &LlamaConfig,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Weights> {
+        let (d, ff) = (cfg.n_embd, cfg.n_ff);
+        let q_dim = cfg.n_heads * cfg.head_dim;
+        let kv_dim = cfg.n_kv_heads * cfg.head_dim;
+        let total = 3 + cfg.n_layers * 9 + usize::from(!cfg.tied_embeddings);
+        let mut done = 0;
+        let mut tick = |n: usize| {
+            done += n;
+            progress(done, total);
+        };
+        let token_embd = upload_matrix(gpu, file, "token_embd.weight", cfg.vocab_size, d)?;
+        tick(1);
+        let output_norm = upload_vector(gpu, file, "output_norm.weight", d)?;
+        tick(1);
+        let output = if cfg.tied_embeddings {
+            None
+        } else {
+            let t = upload_matrix(gpu, file, "output.weight", cfg.vocab_size, d)?;
+            tick(1);
+            Some(t)
+        };
+        let mut layers = Vec::with_capacity(cfg.n_layers);
+        for i in 0..cfg.n_layers {
+            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            layers.push(LayerWeights {
+                attn_norm: upload_vector(gpu, file, &n("attn_norm"), d)?,
+                wq: upload_matrix(gpu, file, &n("attn_q"), q_dim, d)?,
+                wk: upload_matrix(gpu, file, &n("attn_k"), kv_dim, d)?,
+                wv: upload_matrix(gpu, file, &n("attn_v"), kv_dim, d)?,
+                wo: upload_matrix(gpu, file, &n("attn_output"), d, q_dim)?,
+                ffn_norm: upload_vector(gpu, file, &n("ffn_norm"), d)?,
+                w_gate: upload_matrix(gpu, file, &n("ffn_gate"), ff, d)?,
+                w_up: upload_matrix(gpu, file, &n("ffn_up"), ff, d)?,
+                w_down: upload_matrix(gpu, file, &n("ffn_down"), d, ff)?,
+            });
+            tick(9);
+        }
+        tick(1);
+        Ok(Weights {
+            token_embd,
+            output_norm,
+            output,
+            layers,
+        })
+    }
+}
+
+/// Activation buffers, sized for the largest batch (`max_batch` tokens).
+pub struct Activations {
+    pub ids: GpuTensor,
+    /// Residual stream [max_batch, d].
+    pub x: GpuTensor,
+    /// Normed input of the current sub-block [max_batch, d].
+    pub xn: GpuTensor,
+    pub q: GpuTensor,
+    pub k: GpuTensor,
+    pub v: GpuTensor,
+    pub attn: GpuTensor,
+    pub gate: GpuTensor,
+    pub up: GpuTensor,
+    pub act: GpuTensor,
+    /// The last token's residual row, copied out after prefill [d].
+    pub x_last: GpuTensor,
+    pub xn_last: GpuTensor,
+    pub logits: GpuTensor,
+    /// Argmax [1] or top-k [k, 2] results, u32.
+    pub pick: GpuTensor,
+    /// Per-step uniform (`StepParams`).
+    pub step: wgpu::Buffer,
+}
+
+impl Activations {
+    pub fn new(gpu: &Gpu, cfg: &LlamaConfig, max_batch: usize) -> Result<Activations> {
+        let z = |name: &'static str, shape: &[usize]| gpu.zeros(name, shape, DType::F32);
+        let (b, d) = (max_batch, cfg.n_embd);
+        let (nh, nkv, hd) = (cfg.n_heads, cfg.n_kv_heads, cfg.head_dim);
+        Ok(Activations {
+            ids: gpu.zeros("ids", &[b], DType::U32)?,
+            x: z("x", &[b, d])?,
+            xn: z("xn", &[b, d])?,
+            q: z("q", &[b, nh, hd])?,
+            k: z("k", &[b, nkv, hd])?,
+            v: z("v", &[b, nkv, hd])?,
+            attn: z("attn", &[b, nh, hd])?,
+            gate: z("gate", &[b, cfg.n_ff])?,
+            up: z("up", &[b, cfg.n_ff])?,
+            act: z("act", &[b, cfg.n_ff])?,
+            x_last: z("x_last", &[1, d])?,
+            xn_last: z("xn_last", &[1, d])?,
+            logits: z("logits", &[cfg.vocab_size])?,
+            pick: gpu.zeros("pick", &[crate::ops::topk::TopK::MAX_K, 2], DType::U32)?,
+            step: gpu.uniform("step", &StepParams::default()),
+        })
+    }
+
+    pub fn nbytes(&self) -> u64 {
+        [
+            &self.ids,
+            &self.x,
+            &self.xn,
+            &self.q,
+            &self.k,
+            &self.v,
+            &self.attn,
+            &self.gate,
+            &self.up,
+            &self.act,
+            &self.logits,
+        ]
+        .iter()
+        .map(|t| t.nbytes())
+        .sum()
+    }
+}
+
+/// A view of `t` with another shape over the same bytes from its start.
+pub(crate) fn view(t: &GpuTensor, shape: &[usize]) -> GpuTensor {
+    GpuTensor {
+        shape: shape.to_vec(),
+        ..t.clone()
+    }
+}
+
+/// A loaded model, ready to run: weights, cache, buffers and the prebuilt decode step.
+pub struct Llama {
+    pub cfg: LlamaConfig,
+    pub weights: Weights,
+    pub kv: KvCache,
+    pub act: Activations,
+    pub max_batch: usize,
+    /// Tokens currently in the KV cache.
+    pub pos: usize,
+    pub(crate) decode_plan: Vec<Dispatch>,
+    pub(crate) prefill_plans: HashMap<usize, Vec<Dispatch>>,
+}
+
+impl Llama {
+    /// Upload weights and build buffers for a context of `ctx` tokens.
+    pub fn load(
+        gpu: &Gpu,
+        file: &GgufFile,
+        ctx: usize,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Llama> {
+        let cfg = LlamaConfig::from_gguf(file.gguf())?;
+        cfg.check_tensors(file.gguf())?;
+        let ctx = ctx.clamp(1, cfg.context_length.max(1));
+        let weights = Weights::load(gpu, file, &cfg, progress)?;
+        let kv = KvCache::new(gpu, cfg.n_layers, cfg.n_kv_heads, ctx, cfg.head_dim)?;
+        let max_batch = 64.min(ctx);
+        let act = Activations::new(gpu, &cfg, max_batch)?;
+        let mut model = Llama {
+            cfg,
+            weights,
+            kv,
+            act,
+            max_batch,
+            pos: 0,
+            decode_plan: Vec::new(),
+            prefill_plans: HashMap::new(),
+        };
+        model.decode_plan = model.build_decode(gpu)?;
+        Ok(model)
+    }
+
+    pub fn ctx(&self) -> usize {
+        self.kv.max_ctx
+    }
+
+    /// GPU bytes: weights, KV cache, activations.
+    pub fn memory(&self) -> (u64, u64, u64) {
+        (self.weights.nbytes(), self.kv.nbytes(), self.act.nbytes())
+    }
+
+    /// Forget the cached sequence (a new conversation).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+    }
+}
