@@ -63,21 +63,9 @@ fn dtype_named(name: &str) -> DType {
     }
 }
 
-/// CPU seconds this process has used (all threads), where /proc tells; a CPU-backed adapter
-/// runs kernels on this process's threads, so this is its cost without other tenants' share.
-fn cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
-/// Median wall-clock seconds per dispatch of `dispatches` (submitted together) and the mean
-/// CPU seconds per dispatch, where known.
-fn time_matvecs(gpu: &Gpu, dispatches: &[Dispatch]) -> (f64, Option<f64>) {
+/// Median wall-clock seconds per dispatch of `dispatches` (submitted together).
+fn time_matvecs(gpu: &Gpu, dispatches: &[Dispatch]) -> f64 {
     gpu.run(dispatches).expect("warm-up");
-    let cpu0 = cpu_secs();
     let mut secs: Vec<f64> = (0..REPEATS)
         .map(|_| {
             let t = Instant::now();
@@ -86,11 +74,8 @@ fn time_matvecs(gpu: &Gpu, dispatches: &[Dispatch]) -> (f64, Option<f64>) {
             t.elapsed().as_secs_f64() / dispatches.len() as f64
         })
         .collect();
-    let cpu = cpu0
-        .zip(cpu_secs())
-        .map(|(a, b)| (b - a) / (REPEATS * dispatches.len()) as f64);
     gpu.check("bench").expect("device error");
-    (median(&mut secs), cpu)
+    median(&mut secs)
 }
 
 fn main() {
@@ -107,17 +92,11 @@ fn main() {
         gpu.desc.name, gpu.desc.backend, gpu.desc.driver_info
     );
 
+    // The same measurement as `measure_read_bandwidth`, printed shape by shape.
     let mut bw_med = 0f64;
-    let mut bw_cpu = 0f64;
     for shape in ProbeShape::ALL {
         let mut probe = ReadProbe::new(&gpu, 256 << 20, shape).expect("bandwidth probe");
-        let cpu0 = cpu_secs();
         let mut bw = probe.samples(&gpu, 9).expect("bandwidth probe");
-        if let Some(c) = cpu0.zip(cpu_secs()).map(|(a, b)| b - a) {
-            // Bytes per CPU-second over the samples (the warm-up's share is small).
-            let bytes: f64 = bw.len() as f64 * probe.bytes as f64 * probe.reps as f64;
-            bw_cpu = bw_cpu.max(bytes / c / 1e9);
-        }
         let med = median(&mut bw);
         let best = bw.iter().copied().fold(0.0, f64::max);
         println!(
@@ -128,7 +107,7 @@ fn main() {
         );
         bw_med = bw_med.max(med);
     }
-    println!("read bandwidth (best median): {bw_med:.2} GB/s; per CPU-second: {bw_cpu:.2} GB/s");
+    println!("read bandwidth (best median): {bw_med:.2} GB/s");
 
     let formats: Vec<DType> = env_list("TOKENMILL_BENCH_FORMATS")
         .unwrap_or_else(|| ["q4_0", "q4_1", "q8_0", "f16"].map(String::from).to_vec())
@@ -147,16 +126,8 @@ fn main() {
 
     println!();
     println!(
-        "{:<6} {:>11} {:>16} {:>6} {:>10} {:>7} {:>6} {:>9} {:>6}",
-        "format",
-        "rows x cols",
-        "tune wg/tpr/rows",
-        "MiB",
-        "us/matvec",
-        "GB/s",
-        "of bw",
-        "GB/cpu-s",
-        "of bw"
+        "{:<6} {:>11} {:>16} {:>6} {:>10} {:>7} {:>6}",
+        "format", "rows x cols", "tune wg/tpr/rows", "MiB", "us/matvec", "GB/s", "of bw"
     );
     for &[rows, cols] in &shapes {
         let wf: Vec<f32> = (0..rows * cols)
@@ -183,22 +154,17 @@ fn main() {
                     })
                     .collect();
                 let chunks = (dispatches.len() / PER_SUBMIT) as f64;
-                let (secs, cpu) = time_matvecs(&gpu, &dispatches);
+                let secs = time_matvecs(&gpu, &dispatches);
                 let gbs = nbytes as f64 / (secs * chunks) / 1e9;
-                let cpu_gbs = cpu
-                    .map(|c| nbytes as f64 / (c * chunks) / 1e9)
-                    .unwrap_or(0.0);
                 println!(
-                    "{:<6} {:>11} {:>16} {:>6.1} {:>10.0} {:>7.2} {:>5.0}% {:>9.2} {:>5.0}%",
+                    "{:<6} {:>11} {:>16} {:>6.1} {:>10.0} {:>7.2} {:>5.0}%",
                     dtype.name(),
                     format!("{rows}x{cols}"),
                     format!("{}/{}/{}", tune.wg, tune.tpr, tune.rows),
                     nbytes as f64 / (1 << 20) as f64,
                     secs * chunks * 1e6,
                     gbs,
-                    100.0 * gbs / bw_med,
-                    cpu_gbs,
-                    100.0 * cpu_gbs / bw_cpu.max(1e-9)
+                    100.0 * gbs / bw_med
                 );
             }
         }

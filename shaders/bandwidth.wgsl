@@ -1,4 +1,4 @@
-// variants: PLAIN CONTIG
+// variants: STRIDED CONTIG
 // Read-bandwidth probe. Each thread sums the elements it reads and the sums are written out
 // (one per subgroup with SUBGROUP, else one per workgroup), so no read is dead.
 // Bindings: 0 params (uniform), 1 src (read), 2 out (read_write).

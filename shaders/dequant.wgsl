@@ -1,4 +1,4 @@
-// variants: Q8_0 Q4_0 Q4_1 F16W Q8_0+OUT_F16 Q4_0+OUT_F16 Q4_1+OUT_F16 F16W+OUT_F16
+// variants: F16W Q8_0 Q4_0 Q4_1 F16W+OUT_F16 Q8_0+OUT_F16 Q4_0+OUT_F16 Q4_1+OUT_F16
 // Standalone dequantization of a Q8_0 / Q4_0 / Q4_1 / F16 tensor (GGUF byte layout, read as
 // u32 words) to f32, or to f16 (OUT_F16: native f16 when F16, else pairs packed in u32).
 // Bindings: 0 params (uniform), 1 src (read), 2 out (read_write).

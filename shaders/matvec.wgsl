@@ -1,4 +1,4 @@
-// variants: F32W F16W Q8_0 Q4_0 Q4_1 Q8_0+PAIRED Q4_0+PAIRED
+// variants: F32W F16W Q8_0 Q8_0+PAIRED Q4_0 Q4_0+PAIRED Q4_1
 // Matrix-vector product y[row_offset + r] (+)= sum_c W[r, c] * x[c] for one row chunk of W.
 // Bindings: 0 params (uniform), 1 W (read, raw GGUF bytes as u32 words), 2 x (read, f32),
 // 3 y (read_write, f32).
