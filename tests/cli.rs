@@ -156,3 +156,52 @@ fn generates_on_the_real_model() {
         "summary on stderr: {stderr}"
     );
 }
+
+#[test]
+fn bench_gates_measures_and_appends_to_the_ledger() {
+    let Some(model) = model_file::model_path() else {
+        return;
+    };
+    let ledger = std::env::temp_dir().join(format!("tokenmill-bench-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&ledger);
+    let args = [
+        "bench",
+        "--model",
+        &model.to_string_lossy(),
+        "--devices",
+        "0",
+        "--prompt-tokens",
+        "16",
+        "--gen-tokens",
+        "4",
+        "--repeats",
+        "1",
+        "--ledger",
+        &ledger.to_string_lossy(),
+        "--watts",
+        "10",
+    ]
+    .map(String::from);
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenmill"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(r["correctness"]["passed"], true, "{}", r["correctness"]);
+    assert_eq!(r["workload"]["prompt_tokens"], 16);
+    assert!(r["results"]["decode_tok_s"].as_f64().unwrap() > 0.0);
+    assert!(r["cost"]["joules_per_token"].as_f64().unwrap() > 0.0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("passed"));
+    let _ = std::fs::remove_file(&ledger);
+}

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod chat;
 mod compare;
 mod devices;
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Generate text from a prompt, streamed to stdout.
     Run(run::RunArgs),
+    /// Benchmark every selected adapter on one workload and append the results to the ledger.
+    Bench(bench::BenchArgs),
     /// Interactive multi-turn chat (the KV cache is kept between turns).
     Chat(chat::ChatArgs),
     /// List every GPU adapter on every backend with its features and limits.
@@ -36,6 +39,7 @@ pub fn run() -> Result<()> {
     match Cli::parse().command {
         Command::Run(args) => run::run(args),
         Command::Chat(args) => chat::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Devices(args) => devices::run(args),
         Command::Compare(args) => compare::run(args),
     }
