@@ -127,7 +127,12 @@ fn panel(
         let y = plot_top + i as f64 * ROW_H + (ROW_H - BAR_H) / 2.0;
         let mid = y + BAR_H / 2.0;
         let is_base = baseline == Some(r.label.as_str());
-        let label = clip(&r.label, 40) + if is_base { " ★" } else { "" };
+        // Bold (baseline) text is wider: clip it shorter so it stays inside the label column.
+        let label = if is_base {
+            clip(&r.label, 33) + " ★"
+        } else {
+            clip(&r.label, 40)
+        };
         let _ = write!(
             svg,
             r#"<text x="{}" y="{}" class="label{}"><title>{}</title>{}</text>"#,
