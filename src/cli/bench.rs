@@ -170,6 +170,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .progress_chars("=> "),
     );
     let mut records = Vec::new();
+    let mut spreads = Vec::new();
     for desc in &adapters {
         bar.set_message(format!("{} ({})", desc.name, desc.backend));
         let gpu = Gpu::open_blocking(&GpuOptions {
@@ -198,6 +199,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 }
                 bar.inc(1);
             }
+            let decode: Vec<f64> = runs.iter().map(|s| s.decode_tok_s()).collect();
+            spreads.push(stats::min_max(&decode).unwrap_or((0.0, 0.0)));
             records.push(record(
                 &args,
                 &gpu,
@@ -211,7 +214,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     ledger::append_all(&ledger_path, &records)?;
-    super::print(&table(&records))?;
+    super::print(&table(&records, &spreads))?;
     eprintln!(
         "{} record(s) appended to {}",
         records.len(),
@@ -297,19 +300,21 @@ fn record(
     }
 }
 
-fn table(records: &[Record]) -> String {
+/// One line per record; `spreads` holds each record's decode min and max over the repeats.
+fn table(records: &[Record], spreads: &[(f64, f64)]) -> String {
     let mut s = format!(
-        "{:<40} {:>7} {:>12} {:>12} {:>9} {:>9}  correctness\n",
-        "device", "prompt", "prefill t/s", "decode t/s", "GB/s", "roofline"
+        "{:<40} {:>7} {:>12} {:>12} {:>13} {:>9} {:>9}  correctness\n",
+        "device", "prompt", "prefill t/s", "decode t/s", "decode range", "GB/s", "roofline"
     );
-    for r in records {
+    for (r, (lo, hi)) in records.iter().zip(spreads) {
         let res = &r.results;
         s += &format!(
-            "{:<40} {:>7} {:>12.1} {:>12.1} {:>9.2} {:>8.0}%  {}\n",
+            "{:<40} {:>7} {:>12.1} {:>12.1} {:>13} {:>9.2} {:>8.0}%  {}\n",
             format!("{} ({})", r.adapter.name, r.adapter.backend),
             r.workload.prompt_tokens,
             res.prefill_tok_s,
             res.decode_tok_s,
+            format!("{lo:.1}-{hi:.1}"),
             res.achieved_gb_s.unwrap_or(0.0),
             res.roofline_fraction.unwrap_or(0.0) * 100.0,
             if r.correctness.passed {

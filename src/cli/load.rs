@@ -102,7 +102,7 @@ pub fn open_gpu(args: &ModelArgs, file: &GgufFile, workload: (u32, u32)) -> Resu
         if let Some(sel) = ledger::select(&adapters, &records, &key, args.objective) {
             log::info!("{}", sel.reason);
             if let Some(hint) = sel.hint {
-                log::info!("{hint}");
+                eprintln!("tokenmill: {hint}");
             }
             choice = DeviceChoice::Index(sel.index);
         }
