@@ -38,7 +38,7 @@ impl Default for SamplingParams {
 }
 
 /// How much of the logits the sampler needs from the GPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LogitsNeed {
     /// Greedy without penalty: the index of the largest logit.
     Argmax,

@@ -199,12 +199,15 @@ impl Llama {
             )
             .into());
         }
-        let pick = self.build_pick(gpu, need)?;
+        if !self.pick_plans.contains_key(&need) {
+            let plan = self.build_pick(gpu, need)?;
+            self.pick_plans.insert(need, plan);
+        }
         let mut encoders = Vec::new();
         if tokens.len() == 1 {
             self.write_step(gpu, tokens);
             let mut enc = gpu.device.create_command_encoder(&Default::default());
-            record(&mut enc, &[&self.decode_plan, &pick]);
+            record(&mut enc, &[&self.decode_plan, &self.pick_plans[&need]]);
             encoders.push(enc);
         } else {
             let chunks: Vec<&[u32]> = tokens.chunks(self.max_batch).collect();
@@ -228,7 +231,7 @@ impl Llama {
                         row,
                     );
                     let head = self.build_head(gpu, &self.act.x_last, &self.act.xn_last)?;
-                    record(&mut enc, &[&head, &pick]);
+                    record(&mut enc, &[&head, &self.pick_plans[&need]]);
                 }
                 gpu.queue.submit([enc.finish()]);
             }
@@ -262,16 +265,11 @@ impl Llama {
             LogitsNeed::Full => self.act.logits.clone(),
         };
         let size = src.nbytes();
-        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("pick readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        enc.copy_buffer_to_buffer(&src.buffer, 0, &staging, 0, size);
+        let staging = &self.act.readback;
+        enc.copy_buffer_to_buffer(&src.buffer, 0, staging, 0, size);
         gpu.queue.submit([enc.finish()]);
         let (tx, rx) = futures::channel::oneshot::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        staging.map_async(wgpu::MapMode::Read, ..size, move |r| {
             let _ = tx.send(r);
         });
         #[cfg(not(target_arch = "wasm32"))]
@@ -281,7 +279,7 @@ impl Llama {
             .map_err(|e| GpuError::Readback(e.to_string()))?;
         let words: Vec<u32> = {
             let bytes = staging
-                .get_mapped_range(..)
+                .get_mapped_range(..size)
                 .map_err(|e| GpuError::Readback(e.to_string()))?;
             bytemuck::pod_collect_to_vec(&bytes)
         };

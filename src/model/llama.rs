@@ -207,6 +207,8 @@ pub struct Activations {
     pub pick: GpuTensor,
     /// Per-step uniform (`StepParams`).
     pub step: wgpu::Buffer,
+    /// Host-readable copy of the pick or the logits, reused every step.
+    pub readback: wgpu::Buffer,
 }
 
 impl Activations {
@@ -230,6 +232,12 @@ impl Activations {
             logits: z("logits", &[cfg.vocab_size])?,
             pick: gpu.zeros("pick", &[crate::ops::topk::TopK::MAX_K, 2], DType::U32)?,
             step: gpu.uniform("step", &StepParams::default()),
+            readback: gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: (cfg.vocab_size.max(crate::ops::topk::TopK::MAX_K * 2) * 4) as u64,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
         })
     }
 
@@ -272,6 +280,7 @@ pub struct Llama {
     pub pos: usize,
     pub(crate) decode_plan: Vec<Dispatch>,
     pub(crate) prefill_plans: HashMap<usize, Vec<Dispatch>>,
+    pub(crate) pick_plans: HashMap<crate::sampling::LogitsNeed, Vec<Dispatch>>,
 }
 
 impl Llama {
@@ -298,6 +307,7 @@ impl Llama {
             pos: 0,
             decode_plan: Vec::new(),
             prefill_plans: HashMap::new(),
+            pick_plans: HashMap::new(),
         };
         model.decode_plan = model.build_decode(gpu)?;
         Ok(model)
