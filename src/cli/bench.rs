@@ -178,7 +178,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ..Default::default()
         })?;
         let ctx = args.prompt_tokens.iter().max().copied().unwrap_or(128) + args.gen_tokens + 8;
-        let mut model = Llama::load(&gpu, &file, ctx.max(args.model.ctx.min(ctx)), |_, _| {})?;
+        let mut model = Llama::load(&gpu, &file, ctx, |_, _| {})?;
         let (passed, detail) = gate(&gpu, &mut model, &file_name);
         let device_gb_s = measure_read_bandwidth(&gpu, 64 << 20, 5).ok();
         let mut session = Session::new(model);

@@ -96,7 +96,12 @@ impl Llama {
     }
 
     /// Final norm of the row `x` [1, d] into `xn` and the output head into the logits.
-    fn build_head(&self, gpu: &Gpu, x: &GpuTensor, xn: &GpuTensor) -> Result<Vec<Dispatch>> {
+    pub(crate) fn build_head(
+        &self,
+        gpu: &Gpu,
+        x: &GpuTensor,
+        xn: &GpuTensor,
+    ) -> Result<Vec<Dispatch>> {
         let d = self.cfg.n_embd;
         let norm = RmsNorm::new(self.cfg.rms_eps);
         let mut plan = vec![norm.prepare(gpu, x, &self.weights.output_norm, xn)?];
@@ -203,14 +208,15 @@ impl Llama {
             let plan = self.build_pick(gpu, need)?;
             self.pick_plans.insert(need, plan);
         }
-        let mut encoders = Vec::new();
-        if tokens.len() == 1 {
+        // The encoder that ends with the pick; `read_pick` adds the copy and submits it.
+        let enc = if tokens.len() == 1 {
             self.write_step(gpu, tokens);
             let mut enc = gpu.device.create_command_encoder(&Default::default());
             record(&mut enc, &[&self.decode_plan, &self.pick_plans[&need]]);
-            encoders.push(enc);
+            enc
         } else {
             let chunks: Vec<&[u32]> = tokens.chunks(self.max_batch).collect();
+            let mut last = None;
             for (i, chunk) in chunks.iter().enumerate() {
                 let t = chunk.len();
                 if !self.prefill_plans.contains_key(&t) {
@@ -221,24 +227,23 @@ impl Llama {
                 self.write_step(gpu, chunk);
                 let mut enc = gpu.device.create_command_encoder(&Default::default());
                 record(&mut enc, &[&self.prefill_plans[&t]]);
-                if i + 1 == chunks.len() {
-                    let row = (self.cfg.n_embd * 4) as u64;
-                    enc.copy_buffer_to_buffer(
-                        &self.act.x.buffer,
-                        row * (t as u64 - 1),
-                        &self.act.x_last.buffer,
-                        0,
-                        row,
-                    );
-                    let head = self.build_head(gpu, &self.act.x_last, &self.act.xn_last)?;
-                    record(&mut enc, &[&head, &self.pick_plans[&need]]);
+                if i + 1 < chunks.len() {
+                    gpu.queue.submit([enc.finish()]);
+                    continue;
                 }
-                gpu.queue.submit([enc.finish()]);
+                let row = (self.cfg.n_embd * 4) as u64;
+                enc.copy_buffer_to_buffer(
+                    &self.act.x.buffer,
+                    row * (t as u64 - 1),
+                    &self.act.x_last.buffer,
+                    0,
+                    row,
+                );
+                record(&mut enc, &[&self.prefill_head, &self.pick_plans[&need]]);
+                last = Some(enc);
             }
-        }
-        let enc = encoders
-            .pop()
-            .unwrap_or_else(|| gpu.device.create_command_encoder(&Default::default()));
+            last.ok_or(ModelError::Empty)?
+        };
         let out = self.read_pick(gpu, enc, need).await?;
         Ok(out)
     }

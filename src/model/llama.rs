@@ -279,6 +279,8 @@ pub struct Llama {
     /// Tokens currently in the KV cache.
     pub pos: usize,
     pub(crate) decode_plan: Vec<Dispatch>,
+    /// Final norm and output head on the last prefill row (`act.x_last`).
+    pub(crate) prefill_head: Vec<Dispatch>,
     pub(crate) prefill_plans: HashMap<usize, Vec<Dispatch>>,
     pub(crate) pick_plans: HashMap<crate::sampling::LogitsNeed, Vec<Dispatch>>,
 }
@@ -306,10 +308,12 @@ impl Llama {
             max_batch,
             pos: 0,
             decode_plan: Vec::new(),
+            prefill_head: Vec::new(),
             prefill_plans: HashMap::new(),
             pick_plans: HashMap::new(),
         };
         model.decode_plan = model.build_decode(gpu)?;
+        model.prefill_head = model.build_head(gpu, &model.act.x_last, &model.act.xn_last)?;
         Ok(model)
     }
 
