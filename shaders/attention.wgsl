@@ -24,7 +24,7 @@ struct Params {
     bq: u32, // prefill: query rows per workgroup
     bk: u32, // prefill: keys per tile
     nv: u32, // prefill: output vec4s per thread
-    _pad0: u32,
+    q_stride4: u32, // prefill: vec4s per token row of q
 }
 
 @group(0) @binding(0) var<uniform> step: StepParams;
@@ -289,7 +289,7 @@ fn prefill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
         var x = vec4<f32>(0.0);
         if row < n_rows {
             let head = kvh * g + row % g;
-            x = q[((row / g) * p.n_heads + head) * hd4 + e % hd4] * p.scale;
+            x = q[(row / g) * p.q_stride4 + head * hd4 + e % hd4] * p.scale;
         }
         q_t[e] = x;
     }

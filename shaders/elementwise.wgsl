@@ -68,3 +68,10 @@ fn silu_mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let i = index(wid, nwg, lid);
     if i < p.n { out[i] = silu(a[i]) * b[i]; }
 }
+
+// SwiGLU over interleaved pairs: out[i] = silu(a[2i]) * a[2i + 1].
+@compute @workgroup_size(WG)
+fn silu_mul_pairs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wid, nwg, lid);
+    if i < p.n { out[i] = silu(a[2u * i]) * a[2u * i + 1u]; }
+}

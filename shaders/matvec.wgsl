@@ -1,4 +1,4 @@
-// variants: F32W F16W Q8_0 Q8_0+PAIRED Q4_0 Q4_0+PAIRED Q4_1
+// variants: F32W F16W Q8_0 Q8_0+PAIRED Q4_0 Q4_0+PAIRED Q4_1 Q4_1+NORM Q4_1+GLU Q4_1+NORM+GLU Q8_0+PAIRED+NORM+GLU F16W+NORM Q4_0+NORM+GLU
 // Matrix-vector product y[row_offset + r] (+)= sum_c W[r, c] * x[c] for one row chunk of W.
 // Bindings: 0 params (uniform), 1 W (read, raw GGUF bytes as u32 words), 2 x (read, f32),
 // 3 y (read_write, f32).
@@ -6,6 +6,9 @@
 // row): a unit is two blocks, which start 4-byte aligned; otherwise one block of either parity.
 // A unit is the span of a row one thread handles at a time (32 or 64 columns).
 // TPR threads share a row group of R rows; a workgroup holds WG / TPR row groups.
+// NORM: x is RMS-normalized on load, x * weight / sqrt(mean(x^2) + eps), with 4 norm weight
+// (read, f32). GLU (R even): rows come in (gate, up) pairs and y[(row_offset + r) / 2] gets
+// silu(gate) * up, so a SwiGLU feed-forward's gate, up and activation are one dispatch.
 
 struct Params {
     rows: u32,       // rows in this chunk
@@ -14,14 +17,17 @@ struct Params {
     row_words: u32,  // u32 words per row (aligned formats)
     blocks: u32,     // blocks per row (unpaired q8_0 / q4_0)
     accumulate: u32, // 1: y += W x (fused residual add); 0: y = W x
-    _pad1: u32,
-    _pad2: u32,
+    eps: f32,        // NORM: RMSNorm epsilon
+    cols4: u32,      // columns / 4
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
+#if NORM
+@group(0) @binding(4) var<storage, read> norm_w: array<vec4<f32>>;
+#endif
 
 override WG: u32 = 64u;
 override TPR: u32 = 64u;
@@ -163,16 +169,30 @@ fn xs_sum(xs: ptr<function, array<vec4<f32>, 16>>, o: u32) -> f32 {
     return s.x + s.y + s.z + s.w;
 }
 
-fn store(row: u32, v: f32) {
-    if row < p.rows {
-        let i = p.row_offset + row;
-        if p.accumulate != 0u {
-            y[i] += v;
-        } else {
-            y[i] = v;
-        }
+fn put(i: u32, v: f32) {
+    if p.accumulate != 0u {
+        y[i] += v;
+    } else {
+        y[i] = v;
     }
 }
+
+fn store(row: u32, v: f32) {
+    if row < p.rows {
+        put(p.row_offset + row, v);
+    }
+}
+
+// GLU: the pair (gate, up) of rows (row, row + 1), row even.
+fn store_pair(row: u32, gate: f32, up: f32) {
+    if row < p.rows {
+        put((p.row_offset + row) / 2u, gate / (1.0 + exp(-gate)) * up);
+    }
+}
+
+#if GLU
+var<workgroup> pair_sums: array<f32, MAX_R>;
+#endif
 
 @compute @workgroup_size(WG)
 fn matvec(
@@ -192,9 +212,29 @@ fn matvec(
     let last = p.rows - 1u;
     var acc: array<f32, MAX_R>;
     var xs: array<vec4<f32>, 16>;
+#if NORM
+    // Sum of squares: strided over the workgroup, then every thread adds the WG partials.
+    var part = vec4<f32>(0.0);
+    for (var i = t; i < p.cols4; i += WG) {
+        let v = x[i];
+        part += v * v;
+    }
+    red[t] = part.x + part.y + part.z + part.w;
+    workgroupBarrier();
+    var ss = 0.0;
+    for (var i = 0u; i < WG; i++) {
+        ss += red[i];
+    }
+    workgroupBarrier();
+    let inv = 1.0 / sqrt(ss / f32(p.cols4 * 4u) + p.eps);
+#endif
     for (var u = lane; u < p.units; u += TPR) {
         for (var i = 0u; i < UX; i++) {
+#if NORM
+            xs[i] = x[u * UX + i] * norm_w[u * UX + i] * inv;
+#else
             xs[i] = x[u * UX + i];
+#endif
         }
         var xsum = vec2<f32>(0.0);
 #if Q4_0
@@ -212,9 +252,15 @@ fn matvec(
     }
 
     if TPR == 1u {
+#if GLU
+        for (var r = 0u; r < R; r += 2u) {
+            store_pair(first + r, acc[r], acc[r + 1u]);
+        }
+#else
         for (var r = 0u; r < R; r++) {
             store(first + r, acc[r]);
         }
+#endif
         return;
     }
 #if SUBGROUP
@@ -232,8 +278,18 @@ fn matvec(
             for (var i = 0u; i < sg_count; i++) {
                 s += red[t * WG + i];
             }
+#if GLU
+            pair_sums[t] = s;
+#else
             store(first + t, s);
+#endif
         }
+#if GLU
+        workgroupBarrier();
+        if t < R / 2u {
+            store_pair(first + 2u * t, pair_sums[2u * t], pair_sums[2u * t + 1u]);
+        }
+#endif
         return;
     }
 #endif
@@ -250,7 +306,13 @@ fn matvec(
         }
         workgroupBarrier();
     }
+#if GLU
+    for (var r = 2u * lane; r < R; r += 2u * TPR) {
+        store_pair(first + r, red[r * WG + slot * TPR], red[(r + 1u) * WG + slot * TPR]);
+    }
+#else
     for (var r = lane; r < R; r += TPR) {
         store(first + r, red[r * WG + slot * TPR]);
     }
+#endif
 }

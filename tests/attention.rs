@@ -561,3 +561,34 @@ fn timing() {
         );
     }
 }
+
+/// Prefill reads q from rows wider than n_heads (the q part of a fused QKV row) and ignores the
+/// rest of each row.
+#[test]
+fn prefill_reads_q_from_a_wider_row() {
+    for_each_gpu(|t| {
+        let gpu = &t.gpu;
+        let a = Attention::new(4, 2, 16);
+        let (max_ctx, pos, n_tokens, extra) = (32, 5, 3, 4);
+        let cache = filled_cache(gpu, &a, max_ctx, 21);
+        let layer = &cache.layers[0];
+        let width = (a.n_heads + extra) * a.head_dim;
+        let wide = rand_vec(n_tokens * width, 22, 2.0);
+        let qd: Vec<f32> = wide
+            .chunks(width)
+            .flat_map(|row| row[..a.n_heads * a.head_dim].to_vec())
+            .collect();
+        let q = gpu
+            .upload_f32("q", &[n_tokens, a.n_heads + extra, a.head_dim], &wide)
+            .unwrap();
+        let out = gpu
+            .zeros("out", &[n_tokens, a.n_heads, a.head_dim], DType::F32)
+            .unwrap();
+        let step = step_buffer(gpu, pos, n_tokens);
+        gpu.run(&[a.prefill(gpu, &step, &q, layer, &out).unwrap()])
+            .unwrap();
+        let got = gpu.read_f32(&out).unwrap();
+        let what = format!("{} wide q rows", t.label);
+        check(&what, &a, &got, &qd, pos, &Host::read(gpu, layer), 0.0);
+    });
+}

@@ -37,6 +37,27 @@ fn elementwise_matches_cpu() {
 }
 
 #[test]
+fn silu_mul_pairs_halves_the_last_dimension() {
+    for_each_gpu(|t| {
+        let gpu = &t.gpu;
+        let (rows, pairs) = (3usize, 333usize);
+        let a = rand_vec(rows * pairs * 2, 9, 6.0);
+        let ga = gpu.upload_f32("a", &[rows, pairs * 2], &a).unwrap();
+        let out = gpu
+            .zeros("out", &[rows, pairs], tokenmill::gpu::DType::F32)
+            .unwrap();
+        let op = Elementwise::SiluMulPairs;
+        gpu.run(&[op.prepare(gpu, &ga, &ga, &out).unwrap()])
+            .unwrap();
+        let got = gpu.read_f32(&out).unwrap();
+        assert_close("silu_mul_pairs", &got, &op.reference(&a, &a), 1e-5, 1e-5);
+        // The output must be half as long as the pairs.
+        let err = op.prepare(gpu, &ga, &ga, &ga).expect_err("shape error");
+        assert!(err.to_string().contains("elementwise"), "{err}");
+    });
+}
+
+#[test]
 fn elementwise_rejects_mismatched_shapes() {
     for_each_gpu(|t| {
         let gpu = &t.gpu;

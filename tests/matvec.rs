@@ -2,6 +2,7 @@ mod common;
 
 use common::{assert_close, for_each_gpu, rand_vec};
 use tokenmill::gpu::{DType, Gpu, GpuError, GpuOptions};
+use tokenmill::ops::matvec::Fused;
 use tokenmill::ops::{MatVecTune, QMatVec};
 use tokenmill::quant::{dequantize, quantize};
 
@@ -86,6 +87,99 @@ fn matvec_every_format_and_awkward_shape() {
                 }
             }
         }
+    });
+}
+
+/// The fused forms: RMSNorm on load, (gate, up) pairs with SiLU, and both, with and without a
+/// residual add, under every reduction path.
+#[test]
+fn matvec_fused_norm_and_glu() {
+    let tunes = [
+        MatVecTune::GPU,
+        MatVecTune::SOFTWARE,
+        MatVecTune {
+            wg: 32,
+            tpr: 8,
+            rows: 4,
+        },
+        MatVecTune {
+            wg: 8,
+            tpr: 1,
+            rows: 6,
+        },
+    ];
+    for_each_gpu(|t| {
+        let gpu = &t.gpu;
+        let mut case = 0u64;
+        // (format, rows, cols, norm, glu): each case gets the next launch shape, so every
+        // fused form meets a whole-workgroup and a thread-per-row reduction somewhere.
+        let cases = [
+            (DType::Q4_1, 130, 96, true, false),
+            (DType::Q4_1, 70, 576, false, true),
+            (DType::Q4_1, 2, 32, true, true),
+            (DType::Q4_1, 198, 64, true, true),
+            (DType::Q8_0, 70, 576, true, true),
+            (DType::Q4_0, 130, 96, true, true),
+            (DType::F16, 34, 64, true, false),
+            (DType::Q8_0, 66, 96, false, true),
+        ];
+        for (dtype, rows, cols, norm, glu) in cases {
+            case += 1;
+            let tune = tunes[case as usize % tunes.len()];
+            let accumulate = case % 3 == 0;
+            let wf = rand_vec(rows * cols, case, 1.0);
+            let x = rand_vec(cols, case + 100, 2.0);
+            let nw = rand_vec(cols, case + 200, 1.5);
+            let out_rows = if glu { rows / 2 } else { rows };
+            let y0 = rand_vec(out_rows, case + 300, 3.0);
+            let bytes = quantize(dtype, &wf);
+            let w = gpu
+                .upload_chunked("w", [rows, cols], dtype, &bytes)
+                .unwrap();
+            let gx = gpu.upload_f32("x", &[cols], &x).unwrap();
+            let gn = gpu.upload_f32("norm", &[cols], &nw).unwrap();
+            let gy = gpu.upload_f32("y", &[out_rows], &y0).unwrap();
+            let eps = 1e-5;
+            let fused = Fused {
+                accumulate,
+                norm: norm.then_some((&gn, eps)),
+                glu,
+            };
+            let d = QMatVec::prepare_fused(gpu, &w, &gx, &gy, fused, tune).unwrap();
+            gpu.run(&d).unwrap();
+            let got = gpu.read_f32(&gy).unwrap();
+            let want = QMatVec::reference_fused(
+                dtype,
+                &bytes,
+                cols,
+                &x,
+                norm.then_some((&nw[..], eps)),
+                glu,
+                accumulate.then_some(&y0[..]),
+            );
+            // Normed x has |x| ~ |weight| ~ 1.5; a GLU output is a product of two dots.
+            let scale = if glu { (cols as f32).sqrt() * 4.0 } else { 4.0 };
+            let atol = 2e-5 * (cols as f32).sqrt() * scale;
+            let what = format!(
+                "{} {dtype:?} {rows}x{cols} norm={norm} glu={glu} acc={accumulate} {tune:?}",
+                t.label
+            );
+            assert_close(&what, &got, &want, atol, 1e-5);
+        }
+        // GLU needs pairs: an odd row count is a shape error, not a wrong answer.
+        let w = gpu
+            .upload_chunked("w", [3, 32], DType::F32, &[0u8; 3 * 32 * 4])
+            .unwrap();
+        let x = gpu.upload_f32("x", &[32], &[0.0; 32]).unwrap();
+        let y = gpu.upload_f32("y", &[1], &[0.0]).unwrap();
+        let glu = Fused {
+            glu: true,
+            ..Default::default()
+        };
+        let err = QMatVec::prepare_fused(gpu, &w, &x, &y, glu, MatVecTune::GPU)
+            .expect_err("odd GLU rows")
+            .to_string();
+        assert!(err.contains("GLU"), "{err}");
     });
 }
 

@@ -225,3 +225,99 @@ fn rope_rejects_bad_input() {
         assert!(msg(rope.prepare(gpu, &x, 4, &small)).contains("step"));
     });
 }
+
+/// The fused decode op: q rotated in place in the QKV row, rotated k and plain v in the cache
+/// rows at the step's position, nothing else written; both pair layouts, f16 and f32 caches.
+#[test]
+fn rope_kv_rotates_q_and_stores_k_v() {
+    use tokenmill::ops::{KvCache, QkvLayout};
+    for_each_gpu(|t| {
+        let gpu = &t.gpu;
+        let (nh, nkv, hd, max_ctx) = (4, 2, 16, 40);
+        for (style, n_rot) in [(RopeStyle::Interleaved, 16), (RopeStyle::Neox, 8)] {
+            let cfg = RopeConfig {
+                n_rot,
+                ..RopeConfig::new(hd, 10000.0, style)
+            };
+            let rope = Rope::new(gpu, cfg).unwrap();
+            let lay = QkvLayout::packed(nh, nkv, hd);
+            let (n_tokens, pos) = (3, 29);
+            let x = rand_vec(n_tokens * lay.stride, 17 + n_rot as u64, 2.0);
+            let qkv = gpu.upload_f32("qkv", &[n_tokens, lay.stride], &x).unwrap();
+            let cache = KvCache::new(gpu, 1, nkv, max_ctx, hd).unwrap();
+            let kv = &cache.layers[0];
+            // Two of the three tokens run: the third must stay untouched.
+            let step = step_buffer(gpu, pos, 2);
+            let d = rope.prepare_kv(gpu, &qkv, lay, &step, kv).unwrap();
+            gpu.run(&[d]).unwrap();
+            let got = gpu.read_f32(&qkv).unwrap();
+            let read = |c: &GpuTensor| match c.dtype {
+                DType::F16 => gpu
+                    .read_f16(c)
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_f32())
+                    .collect::<Vec<f32>>(),
+                _ => gpu.read_f32(c).unwrap(),
+            };
+            let (kc, vc) = (read(&kv.k), read(&kv.v));
+            // f16 caches round each value to 11 bits.
+            let cache_tol = if kv.k.dtype == DType::F16 { 2e-3 } else { 0.0 };
+            for tok in 0..n_tokens {
+                let row = &x[tok * lay.stride..(tok + 1) * lay.stride];
+                let q = &row[..nh * hd];
+                let k = &row[lay.k_off..lay.k_off + nkv * hd];
+                let v = &row[lay.v_off..lay.v_off + nkv * hd];
+                let got_row = &got[tok * lay.stride..(tok + 1) * lay.stride];
+                let what = format!("{} {style:?} token {tok}", t.label);
+                if tok == 2 {
+                    assert_eq!(got_row, row, "{what}: a token past step.n_tokens changed");
+                    continue;
+                }
+                check(
+                    &what,
+                    &got_row[..nh * hd],
+                    &rope.reference(q, nh, pos + tok),
+                    q,
+                    pos + 2,
+                );
+                assert_eq!(
+                    &got_row[nh * hd..],
+                    &row[nh * hd..],
+                    "{what}: k or v changed"
+                );
+                let k_want = rope.reference(k, nkv, pos + tok);
+                for h in 0..nkv {
+                    for d in 0..hd {
+                        let at = (h * max_ctx + pos + tok) * hd + d;
+                        let (kw, vw) = (k_want[h * hd + d], v[h * hd + d]);
+                        let tol = tolerance(pos + 2) * 2.0 + cache_tol * kw.abs().max(vw.abs());
+                        assert!(
+                            (kc[at] - kw).abs() <= tol * 2.0,
+                            "{what}: k[{h},{d}] {} vs {kw}",
+                            kc[at]
+                        );
+                        assert!(
+                            (vc[at] - vw).abs() <= cache_tol * vw.abs() + 1e-7,
+                            "{what}: v[{h},{d}] {} vs {vw}",
+                            vc[at]
+                        );
+                    }
+                }
+            }
+            // Rows other than pos, pos + 1 stay zero.
+            let written = |i: usize| {
+                let p = (i / hd) % max_ctx;
+                p == pos || p == pos + 1
+            };
+            assert!(
+                kc.iter().enumerate().all(|(i, v)| written(i) || *v == 0.0),
+                "k rows"
+            );
+            assert!(
+                vc.iter().enumerate().all(|(i, v)| written(i) || *v == 0.0),
+                "v rows"
+            );
+        }
+    });
+}

@@ -20,6 +20,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     shader!("embed"),
     shader!("norm"),
     shader!("rope"),
+    shader!("rope_kv"),
     shader!("softmax"),
     shader!("topk"),
     shader!("attention"),

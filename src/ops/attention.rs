@@ -36,7 +36,8 @@ pub(crate) struct AttnParams {
     pub bq: u32,
     pub bk: u32,
     pub nv: u32,
-    pub _pad: u32,
+    /// Prefill: vec4s from one token's q row to the next (q may be part of a fused QKV row).
+    pub q_stride4: u32,
 }
 const _: () = assert!(std::mem::size_of::<AttnParams>() == 48);
 
@@ -230,7 +231,8 @@ impl Attention {
         Ok(vec![first, second])
     }
 
-    /// Prefill: `q` f32 [n_tokens, n_heads, head_dim] for the tokens at `step.pos ..`, each
+    /// Prefill: `q` f32 [n_tokens, n_heads, head_dim] (or [n_tokens, h, head_dim] with h >
+    /// n_heads, of which the first n_heads are q: a fused QKV buffer) for the tokens at `step.pos ..`, each
     /// attending causally to cache positions 0..=its own (the batch's K/V must be stored
     /// first); `out` like `q`. `n_tokens` is the capacity: `step.n_tokens` may be smaller.
     pub fn prefill(
@@ -245,7 +247,9 @@ impl Attention {
         let max_ctx = self.check(K, kv)?;
         let (nh, hd) = (self.n_heads, self.head_dim);
         let n_tokens = q.shape.first().copied().unwrap_or(0);
-        q.expect(K, "q", &[n_tokens, nh, hd], &[DType::F32])?;
+        // q's rows may be wider than n_heads (a fused QKV row, with q's heads first).
+        let q_heads = q.shape.get(1).copied().unwrap_or(0).max(nh);
+        q.expect(K, "q", &[n_tokens, q_heads, hd], &[DType::F32])?;
         out.expect(K, "out", &[n_tokens, nh, hd], &[DType::F32])?;
         if n_tokens == 0 {
             return Err(GpuError::shape(K, "q has no tokens"));
@@ -262,6 +266,7 @@ impl Attention {
             bq: bq as u32,
             bk: bk as u32,
             nv: nv as u32,
+            q_stride4: (q_heads * hd / 4) as u32,
             ..self.params(max_ctx, 1, n_tokens)
         };
         let params = gpu.uniform(K, &params);

@@ -1,4 +1,5 @@
-//! Elementwise f32 ops: add, mul, scale, SiLU, GELU (tanh form), and SiLU(a)*b.
+//! Elementwise f32 ops: add, mul, scale, SiLU, GELU (tanh form), SiLU(a)*b, and SiLU(gate)*up
+//! over interleaved (gate, up) pairs.
 
 use crate::gpu::{BindingKind, DType, Dispatch, Gpu, GpuError, GpuTensor, PipelineKey, Result};
 
@@ -12,6 +13,9 @@ pub enum Elementwise {
     Silu,
     Gelu,
     SiluMul,
+    /// `out[i] = silu(a[2i]) * a[2i + 1]`: `a`'s last dimension holds (gate, up) pairs and
+    /// `out`'s is half as long (the output of a fused gate/up projection).
+    SiluMulPairs,
 }
 
 #[repr(C)]
@@ -43,6 +47,7 @@ impl Elementwise {
             Elementwise::Silu => "silu_op",
             Elementwise::Gelu => "gelu_op",
             Elementwise::SiluMul => "silu_mul",
+            Elementwise::SiluMulPairs => "silu_mul_pairs",
         }
     }
 
@@ -62,9 +67,21 @@ impl Elementwise {
         out: &GpuTensor,
     ) -> Result<Dispatch> {
         const K: &str = "elementwise";
-        let n = a.numel();
         a.expect(K, "a", &a.shape, &[DType::F32])?;
-        out.expect(K, "out", &a.shape, &[DType::F32])?;
+        let mut out_shape = a.shape.clone();
+        if self == Elementwise::SiluMulPairs {
+            match out_shape.last_mut() {
+                Some(last) if last.is_multiple_of(2) => *last /= 2,
+                _ => {
+                    return Err(GpuError::shape(
+                        K,
+                        format!("a is {:?}; pairs need an even last dimension", a.shape),
+                    ))
+                }
+            }
+        }
+        out.expect(K, "out", &out_shape, &[DType::F32])?;
+        let n = out.numel();
         if self.binary() {
             b.expect(K, "b", &a.shape, &[DType::F32])?;
         }
@@ -115,6 +132,7 @@ impl Elementwise {
             Elementwise::Silu => a.iter().map(|&x| silu(x)).collect(),
             Elementwise::Gelu => a.iter().map(|&x| gelu_ref(x)).collect(),
             Elementwise::SiluMul => a.iter().zip(b).map(|(&x, y)| silu(x) * y).collect(),
+            Elementwise::SiluMulPairs => a.chunks(2).map(|p| silu(p[0]) * p[1]).collect(),
         }
     }
 }

@@ -66,6 +66,22 @@ impl MatVecTune {
         }
     }
 
+    /// The default for a matrix of `rows` rows on `gpu`. On CPU-backed adapters the rows per
+    /// thread shrink (64 down to 8) until there are at least 8 workgroups, so small matrices
+    /// still spread over every CPU thread; `even` keeps it a multiple of 2 (GLU pairs).
+    pub fn for_shape(gpu: &Gpu, rows: usize, even: bool) -> Self {
+        let mut t = Self::for_gpu(gpu);
+        if t.tpr == 1 {
+            while t.rows > 8 && rows.div_ceil(t.rows_per_workgroup() as usize) < 8 {
+                t.rows /= 2;
+            }
+        }
+        if even && !t.rows.is_multiple_of(2) {
+            t.rows += 1;
+        }
+        t
+    }
+
     /// Output rows one workgroup computes.
     pub fn rows_per_workgroup(&self) -> u32 {
         self.wg / self.tpr * self.rows
@@ -103,7 +119,8 @@ struct Params {
     row_words: u32,
     blocks: u32,
     accumulate: u32,
-    _pad: [u32; 2],
+    eps: f32,
+    cols4: u32,
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 32);
 
@@ -113,6 +130,24 @@ const BINDINGS: &[BindingKind] = &[
     BindingKind::ReadOnly,
     BindingKind::ReadWrite,
 ];
+const NORM_BINDINGS: &[BindingKind] = &[
+    BindingKind::Uniform,
+    BindingKind::ReadOnly,
+    BindingKind::ReadOnly,
+    BindingKind::ReadWrite,
+    BindingKind::ReadOnly,
+];
+
+/// What a matvec fuses around `y = W x`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Fused<'a> {
+    /// `y += W x`: a residual add.
+    pub accumulate: bool,
+    /// RMSNorm of x (weight f32 `[cols]`, epsilon) applied as x is loaded.
+    pub norm: Option<(&'a GpuTensor, f32)>,
+    /// W's rows are (gate, up) pairs; `y[r] = silu(gate_r . x) * (up_r . x)`, y has rows / 2.
+    pub glu: bool,
+}
 
 /// How a row of `cols` columns of `dtype` splits into units (the span one thread handles).
 struct Layout {
@@ -158,7 +193,8 @@ impl QMatVec {
         y: &GpuTensor,
         accumulate: bool,
     ) -> Result<Vec<Dispatch>> {
-        Self::prepare_tuned(gpu, w, x, y, accumulate, MatVecTune::for_gpu(gpu))
+        let tune = MatVecTune::for_shape(gpu, w.shape[0], false);
+        Self::prepare_tuned(gpu, w, x, y, accumulate, tune)
     }
 
     /// `prepare` with an explicit launch shape.
@@ -168,6 +204,22 @@ impl QMatVec {
         x: &GpuTensor,
         y: &GpuTensor,
         accumulate: bool,
+        tune: MatVecTune,
+    ) -> Result<Vec<Dispatch>> {
+        let fused = Fused {
+            accumulate,
+            ..Default::default()
+        };
+        Self::prepare_fused(gpu, w, x, y, fused, tune)
+    }
+
+    /// `y = W x` with the fusions in `fused` (see [`Fused`]) and an explicit launch shape.
+    pub fn prepare_fused(
+        gpu: &Gpu,
+        w: &ChunkedTensor,
+        x: &GpuTensor,
+        y: &GpuTensor,
+        fused: Fused<'_>,
         tune: MatVecTune,
     ) -> Result<Vec<Dispatch>> {
         tune.check(gpu)?;
@@ -185,11 +237,30 @@ impl QMatVec {
             ));
         }
         x.expect(K, "x", &[cols], &[DType::F32])?;
-        y.expect(K, "y", &[rows], &[DType::F32])?;
+        let out_rows = if fused.glu { rows / 2 } else { rows };
+        y.expect(K, "y", &[out_rows], &[DType::F32])?;
+        if fused.glu && (!rows.is_multiple_of(2) || !tune.rows.is_multiple_of(2)) {
+            return Err(GpuError::shape(
+                K,
+                format!(
+                    "GLU needs an even row count and rows per thread, got {rows} and {}",
+                    tune.rows
+                ),
+            ));
+        }
+        if let Some((nw, _)) = fused.norm {
+            nw.expect(K, "norm weight", &[cols], &[DType::F32])?;
+        }
         let lay = layout(w.dtype, cols);
         let mut extra = vec![lay.flag];
         if lay.paired {
             extra.push("PAIRED");
+        }
+        if fused.norm.is_some() {
+            extra.push("NORM");
+        }
+        if fused.glu {
+            extra.push("GLU");
         }
         let key = PipelineKey {
             shader: "matvec",
@@ -201,7 +272,12 @@ impl QMatVec {
                 ("R", tune.rows as i64),
             ],
         };
-        let kernel = gpu.kernel(K, &key, BINDINGS)?;
+        let bindings = if fused.norm.is_some() {
+            NORM_BINDINGS
+        } else {
+            BINDINGS
+        };
+        let kernel = gpu.kernel(K, &key, bindings)?;
         let mut out = Vec::with_capacity(w.chunks.len());
         let mut next_row = 0;
         for (start, chunk) in &w.chunks {
@@ -210,6 +286,12 @@ impl QMatVec {
                 return Err(GpuError::shape(
                     K,
                     format!("chunk at row {start} is {:?} {}, expected rows from {next_row} of {cols} columns {}", chunk.shape, chunk.dtype.name(), w.dtype.name()),
+                ));
+            }
+            if fused.glu && !start.is_multiple_of(2) {
+                return Err(GpuError::shape(
+                    K,
+                    format!("GLU chunk starts at odd row {start}"),
                 ));
             }
             next_row += n;
@@ -230,21 +312,22 @@ impl QMatVec {
                 units: lay.units,
                 row_words: lay.row_words,
                 blocks: lay.blocks,
-                accumulate: accumulate as u32,
-                _pad: [0; 2],
+                accumulate: fused.accumulate as u32,
+                eps: fused.norm.map_or(0.0, |(_, e)| e),
+                cols4: (cols / 4) as u32,
             };
             let ubuf = gpu.uniform(K, &params);
             let groups = (n as u32).div_ceil(tune.rows_per_workgroup());
-            out.push(gpu.dispatch(
-                &kernel,
-                &[
-                    ubuf.as_entire_binding(),
-                    chunk.binding(),
-                    x.binding(),
-                    y.binding(),
-                ],
-                gpu.grid(groups),
-            )?);
+            let mut b = vec![
+                ubuf.as_entire_binding(),
+                chunk.binding(),
+                x.binding(),
+                y.binding(),
+            ];
+            if let Some((nw, _)) = fused.norm {
+                b.push(nw.binding());
+            }
+            out.push(gpu.dispatch(&kernel, &b, gpu.grid(groups))?);
         }
         if next_row != rows {
             return Err(GpuError::shape(
@@ -253,6 +336,46 @@ impl QMatVec {
             ));
         }
         Ok(out)
+    }
+
+    /// CPU reference of a fused matvec: RMSNorm of x first when `norm` is given, then `W x`,
+    /// then GLU pairs when `glu`, then `+ y0` when given.
+    pub fn reference_fused(
+        dtype: DType,
+        w: &[u8],
+        cols: usize,
+        x: &[f32],
+        norm: Option<(&[f32], f32)>,
+        glu: bool,
+        y0: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let xn: Vec<f32> = match norm {
+            Some((nw, eps)) => {
+                let ss: f64 = x.iter().map(|&v| v as f64 * v as f64).sum();
+                let inv = 1.0 / (ss / cols as f64 + eps as f64).sqrt();
+                x.iter()
+                    .zip(nw)
+                    .map(|(&v, &g)| (v as f64 * inv * g as f64) as f32)
+                    .collect()
+            }
+            None => x.to_vec(),
+        };
+        let plain = Self::reference(dtype, w, cols, &xn, None);
+        let out: Vec<f32> = if glu {
+            plain
+                .chunks(2)
+                .map(|p| {
+                    let (g, u) = (p[0] as f64, p[1] as f64);
+                    (g / (1.0 + (-g).exp()) * u) as f32
+                })
+                .collect()
+        } else {
+            plain
+        };
+        match y0 {
+            Some(y0) => out.iter().zip(y0).map(|(a, b)| a + b).collect(),
+            None => out,
+        }
     }
 
     /// CPU reference: dequantize `w` (`[rows, cols]` bytes of `dtype`), then dot in f64; adds

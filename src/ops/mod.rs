@@ -15,6 +15,7 @@ pub mod matmul;
 pub mod matvec;
 pub mod norm;
 pub mod rope;
+pub mod rope_kv;
 pub mod softmax;
 pub mod topk;
 
@@ -28,6 +29,7 @@ pub use matmul::{MatMul, MatMulTune};
 pub use matvec::{MatVecTune, QMatVec};
 pub use norm::RmsNorm;
 pub use rope::{Rope, RopeConfig, RopeStyle};
+pub use rope_kv::QkvLayout;
 pub use softmax::Softmax;
 pub use topk::{Argmax, TopK};
 

@@ -97,7 +97,7 @@ impl RopeConfig {
 #[derive(Debug)]
 pub struct Rope {
     pub cfg: RopeConfig,
-    freqs: GpuTensor,
+    pub(crate) freqs: GpuTensor,
 }
 
 impl Rope {
