@@ -371,6 +371,19 @@ impl Gpu {
         dtype: DType,
         bytes: &[u8],
     ) -> Result<ChunkedTensor> {
+        self.upload_chunked_by(name, shape, dtype, bytes, 1)
+    }
+
+    /// `upload_chunked` with every chunk starting at a multiple of `row_multiple` (e.g. 2 for
+    /// interleaved row pairs that must not be split).
+    pub fn upload_chunked_by(
+        &self,
+        name: &'static str,
+        shape: [usize; 2],
+        dtype: DType,
+        bytes: &[u8],
+        row_multiple: usize,
+    ) -> Result<ChunkedTensor> {
         let [rows, cols] = shape;
         let row_bytes = dtype.bytes_for(cols).ok_or_else(|| {
             GpuError::shape(
@@ -393,7 +406,8 @@ impl Gpu {
             ));
         }
         let max = self.caps.max_binding() as usize;
-        let per_chunk = (max / row_bytes.max(1)).max(1);
+        let m = row_multiple.max(1);
+        let per_chunk = (max / row_bytes.max(1) / m * m).max(m);
         if row_bytes > max {
             self.check_size(name, row_bytes as u64)?;
         }

@@ -1,13 +1,14 @@
 //! Building and running the forward pass: one prebuilt dispatch list per decode step, prefill
 //! plans per chunk length, and a readback of only what the sampler needs.
 
-use crate::gpu::{Dispatch, Gpu, GpuError, GpuTensor};
+use crate::gpu::{ChunkedTensor, Dispatch, Gpu, GpuError, GpuTensor};
 use crate::ops::attention::{Attention, Split};
 use crate::ops::embed::Embedding;
 use crate::ops::matmul::MatMul;
-use crate::ops::matvec::QMatVec;
+use crate::ops::matvec::{Fused, MatVecTune, QMatVec};
 use crate::ops::norm::RmsNorm;
 use crate::ops::rope::{Rope, RopeConfig, RopeStyle};
+use crate::ops::rope_kv::QkvLayout;
 use crate::ops::topk::{Argmax, TopK};
 use crate::ops::{Elementwise, StepParams};
 use crate::sampling::LogitsNeed;
@@ -51,68 +52,71 @@ impl Llama {
         Attention::new(self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.head_dim)
     }
 
-    /// The dispatches of one decode step (one token at `step.pos`), up to the logits.
+    /// Decode's fused matvec: `y (+)= W x`, with x RMS-normed by `norm` first and (gate, up)
+    /// row pairs combined when asked.
+    fn fused_matvec(
+        &self,
+        gpu: &Gpu,
+        w: &ChunkedTensor,
+        x: &GpuTensor,
+        y: &GpuTensor,
+        fused: Fused<'_>,
+    ) -> Result<Vec<Dispatch>> {
+        let tune = MatVecTune::for_shape(gpu, w.shape[0], fused.glu);
+        Ok(QMatVec::prepare_fused(gpu, w, x, y, fused, tune)?)
+    }
+
+    /// The dispatches of one decode step (one token at `step.pos`), up to the logits: per
+    /// layer, norm+QKV, RoPE+KV store, attention, output+residual, norm+gate/up+SiLU,
+    /// down+residual.
     pub(crate) fn build_decode(&self, gpu: &Gpu) -> Result<Vec<Dispatch>> {
         let c = &self.cfg;
         let a = &self.act;
         let (d, ff, nh, nkv, hd) = (c.n_embd, c.n_ff, c.n_heads, c.n_kv_heads, c.head_dim);
-        let norm = RmsNorm::new(c.rms_eps);
         let rope = self.rope(gpu)?;
         let attn = self.attention();
+        let lay = QkvLayout::packed(nh, nkv, hd);
         let x1 = view(&a.x, &[1, d]);
-        let xn1 = view(&a.xn, &[1, d]);
-        let (x, xn) = (view(&a.x, &[d]), view(&a.xn, &[d]));
-        let q = view(&a.q, &[nh * hd]);
-        let k = view(&a.k, &[nkv * hd]);
-        let v = view(&a.v, &[nkv * hd]);
-        let o = view(&a.attn, &[nh * hd]);
-        let (gate, up, act) = (
-            view(&a.gate, &[ff]),
-            view(&a.up, &[ff]),
-            view(&a.act, &[ff]),
-        );
+        let x = view(&a.x, &[d]);
+        let qkv = view(&a.qkv, &[lay.stride]);
+        let qkv1 = view(&a.qkv, &[1, lay.stride]);
+        let q = view(&a.qkv, &[nh, hd]);
+        let (o, o2) = (view(&a.attn, &[nh * hd]), view(&a.attn, &[nh, hd]));
+        let act = view(&a.act, &[ff]);
+        let normed = |w| Fused {
+            norm: Some((w, c.rms_eps)),
+            ..Default::default()
+        };
+        let residual = Fused {
+            accumulate: true,
+            ..Default::default()
+        };
         let mut plan = Embedding::prepare(gpu, &view(&a.ids, &[1]), &self.weights.token_embd, &x1)?;
         for (l, w) in self.weights.layers.iter().enumerate() {
-            plan.push(norm.prepare(gpu, &x1, &w.attn_norm, &xn1)?);
-            plan.extend(QMatVec::prepare(gpu, &w.wq, &xn, &q, false)?);
-            plan.extend(QMatVec::prepare(gpu, &w.wk, &xn, &k, false)?);
-            plan.extend(QMatVec::prepare(gpu, &w.wv, &xn, &v, false)?);
-            plan.push(rope.prepare(gpu, &view(&a.q, &[1, nh, hd]), nh, &a.step)?);
-            plan.push(rope.prepare(gpu, &view(&a.k, &[1, nkv, hd]), nkv, &a.step)?);
-            let (k3, v3) = (view(&a.k, &[1, nkv, hd]), view(&a.v, &[1, nkv, hd]));
-            plan.push(self.kv.store(gpu, l, &a.step, &k3, &v3)?);
             let layer = &self.kv.layers[l];
-            let (q2, o2) = (view(&a.q, &[nh, hd]), view(&a.attn, &[nh, hd]));
-            plan.extend(attn.decode(gpu, &a.step, &q2, layer, &o2, Split::Auto)?);
-            plan.extend(QMatVec::prepare(gpu, &w.wo, &o, &x, true)?);
-            plan.push(norm.prepare(gpu, &x1, &w.ffn_norm, &xn1)?);
-            plan.extend(QMatVec::prepare(gpu, &w.w_gate, &xn, &gate, false)?);
-            plan.extend(QMatVec::prepare(gpu, &w.w_up, &xn, &up, false)?);
-            plan.push(Elementwise::SiluMul.prepare(gpu, &gate, &up, &act)?);
-            plan.extend(QMatVec::prepare(gpu, &w.w_down, &act, &x, true)?);
+            plan.extend(self.fused_matvec(gpu, &w.wqkv, &x, &qkv, normed(&w.attn_norm))?);
+            plan.push(rope.prepare_kv(gpu, &qkv1, lay, &a.step, layer)?);
+            plan.extend(attn.decode(gpu, &a.step, &q, layer, &o2, Split::Auto)?);
+            plan.extend(self.fused_matvec(gpu, &w.wo, &o, &x, residual)?);
+            let glu = Fused {
+                glu: true,
+                ..normed(&w.ffn_norm)
+            };
+            plan.extend(self.fused_matvec(gpu, &w.w_gate_up, &x, &act, glu)?);
+            plan.extend(self.fused_matvec(gpu, &w.w_down, &act, &x, residual)?);
         }
-        plan.extend(self.build_head(gpu, &x1, &xn1)?);
+        plan.extend(self.build_head(gpu, &x1)?);
         Ok(plan)
     }
 
-    /// Final norm of the row `x` [1, d] into `xn` and the output head into the logits.
-    pub(crate) fn build_head(
-        &self,
-        gpu: &Gpu,
-        x: &GpuTensor,
-        xn: &GpuTensor,
-    ) -> Result<Vec<Dispatch>> {
-        let d = self.cfg.n_embd;
-        let norm = RmsNorm::new(self.cfg.rms_eps);
-        let mut plan = vec![norm.prepare(gpu, x, &self.weights.output_norm, xn)?];
-        plan.extend(QMatVec::prepare(
-            gpu,
-            self.weights.lm_head(),
-            &view(xn, &[d]),
-            &self.act.logits,
-            false,
-        )?);
-        Ok(plan)
+    /// The output head on the row `x` [1, d], RMS-normed on load, into the logits.
+    pub(crate) fn build_head(&self, gpu: &Gpu, x: &GpuTensor) -> Result<Vec<Dispatch>> {
+        let fused = Fused {
+            norm: Some((&self.weights.output_norm, self.cfg.rms_eps)),
+            ..Default::default()
+        };
+        let x = view(x, &[self.cfg.n_embd]);
+        self.fused_matvec(gpu, self.weights.lm_head(), &x, &self.act.logits, fused)
     }
 
     /// The dispatches of one prefill chunk of `t` tokens at `step.pos`, up to the residual
@@ -124,41 +128,26 @@ impl Llama {
         let norm = RmsNorm::new(c.rms_eps);
         let rope = self.rope(gpu)?;
         let attn = self.attention();
+        let lay = QkvLayout::packed(nh, nkv, hd);
         let mm = MatMul::new(gpu);
         let mm_acc = MatMul::new(gpu).accumulate(true);
         let (x, xn) = (view(&a.x, &[t, d]), view(&a.xn, &[t, d]));
-        let (q, k, v) = (
-            view(&a.q, &[t, nh * hd]),
-            view(&a.k, &[t, nkv * hd]),
-            view(&a.v, &[t, nkv * hd]),
-        );
-        let (q3, k3, v3) = (
-            view(&a.q, &[t, nh, hd]),
-            view(&a.k, &[t, nkv, hd]),
-            view(&a.v, &[t, nkv, hd]),
-        );
+        let qkv = view(&a.qkv, &[t, lay.stride]);
+        let q3 = view(&a.qkv, &[t, nh + 2 * nkv, hd]);
         let (o, o3) = (view(&a.attn, &[t, nh * hd]), view(&a.attn, &[t, nh, hd]));
-        let (gate, up, act) = (
-            view(&a.gate, &[t, ff]),
-            view(&a.up, &[t, ff]),
-            view(&a.act, &[t, ff]),
-        );
+        let gate_up = view(&a.gate_up, &[t, 2 * ff]);
+        let act = view(&a.act, &[t, ff]);
         let mut plan = Embedding::prepare(gpu, &view(&a.ids, &[t]), &self.weights.token_embd, &x)?;
         for (l, w) in self.weights.layers.iter().enumerate() {
-            plan.push(norm.prepare(gpu, &x, &w.attn_norm, &xn)?);
-            plan.extend(mm.prepare(gpu, &xn, &w.wq, &q)?);
-            plan.extend(mm.prepare(gpu, &xn, &w.wk, &k)?);
-            plan.extend(mm.prepare(gpu, &xn, &w.wv, &v)?);
-            plan.push(rope.prepare(gpu, &q3, nh, &a.step)?);
-            plan.push(rope.prepare(gpu, &k3, nkv, &a.step)?);
-            plan.push(self.kv.store(gpu, l, &a.step, &k3, &v3)?);
             let layer = &self.kv.layers[l];
+            plan.push(norm.prepare(gpu, &x, &w.attn_norm, &xn)?);
+            plan.extend(mm.prepare(gpu, &xn, &w.wqkv, &qkv)?);
+            plan.push(rope.prepare_kv(gpu, &qkv, lay, &a.step, layer)?);
             plan.push(attn.prefill(gpu, &a.step, &q3, layer, &o3)?);
             plan.extend(mm_acc.prepare(gpu, &o, &w.wo, &x)?);
             plan.push(norm.prepare(gpu, &x, &w.ffn_norm, &xn)?);
-            plan.extend(mm.prepare(gpu, &xn, &w.w_gate, &gate)?);
-            plan.extend(mm.prepare(gpu, &xn, &w.w_up, &up)?);
-            plan.push(Elementwise::SiluMul.prepare(gpu, &gate, &up, &act)?);
+            plan.extend(mm.prepare(gpu, &xn, &w.w_gate_up, &gate_up)?);
+            plan.push(Elementwise::SiluMulPairs.prepare(gpu, &gate_up, &gate_up, &act)?);
             plan.extend(mm_acc.prepare(gpu, &act, &w.w_down, &x)?);
         }
         Ok(plan)

@@ -11,6 +11,7 @@ use crate::ops::StepParams;
 use super::config::LlamaConfig;
 use super::convert::bf16_to_f32;
 use super::error::LoadError;
+use super::fuse;
 use super::gguf::GgufFile;
 use super::tensor_type::GgmlType;
 
@@ -40,16 +41,15 @@ pub enum ModelError {
 
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
-/// One transformer block's weights.
+/// One transformer block's weights, with the projections that share an input fused.
 pub struct LayerWeights {
     pub attn_norm: GpuTensor,
-    pub wq: ChunkedTensor,
-    pub wk: ChunkedTensor,
-    pub wv: ChunkedTensor,
+    /// q, k and v stacked: `[(n_heads + 2 n_kv_heads) head_dim, n_embd]`.
+    pub wqkv: ChunkedTensor,
     pub wo: ChunkedTensor,
     pub ffn_norm: GpuTensor,
-    pub w_gate: ChunkedTensor,
-    pub w_up: ChunkedTensor,
+    /// gate and up rows interleaved as (gate, up) pairs: `[2 n_ff, n_embd]`.
+    pub w_gate_up: ChunkedTensor,
     pub w_down: ChunkedTensor,
 }
 
@@ -75,7 +75,7 @@ impl Weights {
             .map(|l| {
                 l.attn_norm.nbytes()
                     + l.ffn_norm.nbytes()
-                    + [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+                    + [&l.wqkv, &l.wo, &l.w_gate_up, &l.w_down]
                         .iter()
                         .map(|t| c(t))
                         .sum::<u64>()
@@ -86,7 +86,7 @@ impl Weights {
 }
 
 /// Formats the matvec and matmul kernels read directly.
-const MATRIX_TYPES: [DType; 5] = [
+pub(crate) const MATRIX_TYPES: [DType; 5] = [
     DType::F32,
     DType::F16,
     DType::Q8_0,
@@ -162,15 +162,13 @@ impl Weights {
         let mut layers = Vec::with_capacity(cfg.n_layers);
         for i in 0..cfg.n_layers {
             let n = |s: &str| format!("blk.{i}.{s}.weight");
+            let qkv = [n("attn_q"), n("attn_k"), n("attn_v")];
             layers.push(LayerWeights {
                 attn_norm: upload_vector(gpu, file, &n("attn_norm"), d)?,
-                wq: upload_matrix(gpu, file, &n("attn_q"), q_dim, d)?,
-                wk: upload_matrix(gpu, file, &n("attn_k"), kv_dim, d)?,
-                wv: upload_matrix(gpu, file, &n("attn_v"), kv_dim, d)?,
+                wqkv: fuse::stacked(gpu, file, &qkv, &[q_dim, kv_dim, kv_dim], d)?,
                 wo: upload_matrix(gpu, file, &n("attn_output"), d, q_dim)?,
                 ffn_norm: upload_vector(gpu, file, &n("ffn_norm"), d)?,
-                w_gate: upload_matrix(gpu, file, &n("ffn_gate"), ff, d)?,
-                w_up: upload_matrix(gpu, file, &n("ffn_up"), ff, d)?,
+                w_gate_up: fuse::interleaved(gpu, file, &n("ffn_gate"), &n("ffn_up"), ff, d)?,
                 w_down: upload_matrix(gpu, file, &n("ffn_down"), d, ff)?,
             });
             tick(9);
@@ -192,16 +190,14 @@ pub struct Activations {
     pub x: GpuTensor,
     /// Normed input of the current sub-block [max_batch, d].
     pub xn: GpuTensor,
-    pub q: GpuTensor,
-    pub k: GpuTensor,
-    pub v: GpuTensor,
+    /// q, k and v of each token, one row [max_batch, (n_heads + 2 n_kv_heads) head_dim].
+    pub qkv: GpuTensor,
     pub attn: GpuTensor,
-    pub gate: GpuTensor,
-    pub up: GpuTensor,
+    /// (gate, up) pairs [max_batch, 2 n_ff] (prefill; decode fuses SiLU into the matvec).
+    pub gate_up: GpuTensor,
     pub act: GpuTensor,
     /// The last token's residual row, copied out after prefill [d].
     pub x_last: GpuTensor,
-    pub xn_last: GpuTensor,
     pub logits: GpuTensor,
     /// Argmax [1] or top-k [k, 2] results, u32.
     pub pick: GpuTensor,
@@ -220,15 +216,11 @@ impl Activations {
             ids: gpu.zeros("ids", &[b], DType::U32)?,
             x: z("x", &[b, d])?,
             xn: z("xn", &[b, d])?,
-            q: z("q", &[b, nh, hd])?,
-            k: z("k", &[b, nkv, hd])?,
-            v: z("v", &[b, nkv, hd])?,
+            qkv: z("qkv", &[b, (nh + 2 * nkv) * hd])?,
             attn: z("attn", &[b, nh, hd])?,
-            gate: z("gate", &[b, cfg.n_ff])?,
-            up: z("up", &[b, cfg.n_ff])?,
+            gate_up: z("gate_up", &[b, 2 * cfg.n_ff])?,
             act: z("act", &[b, cfg.n_ff])?,
             x_last: z("x_last", &[1, d])?,
-            xn_last: z("xn_last", &[1, d])?,
             logits: z("logits", &[cfg.vocab_size])?,
             pick: gpu.zeros("pick", &[crate::ops::topk::TopK::MAX_K, 2], DType::U32)?,
             step: gpu.uniform("step", &StepParams::default()),
@@ -246,12 +238,9 @@ impl Activations {
             &self.ids,
             &self.x,
             &self.xn,
-            &self.q,
-            &self.k,
-            &self.v,
+            &self.qkv,
             &self.attn,
-            &self.gate,
-            &self.up,
+            &self.gate_up,
             &self.act,
             &self.logits,
         ]
@@ -313,7 +302,7 @@ impl Llama {
             pick_plans: HashMap::new(),
         };
         model.decode_plan = model.build_decode(gpu)?;
-        model.prefill_head = model.build_head(gpu, &model.act.x_last, &model.act.xn_last)?;
+        model.prefill_head = model.build_head(gpu, &model.act.x_last)?;
         Ok(model)
     }
 

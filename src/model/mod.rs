@@ -4,6 +4,7 @@ pub mod config;
 pub mod convert;
 pub mod error;
 pub mod forward;
+mod fuse;
 pub mod gguf;
 pub mod llama;
 pub mod metadata;
