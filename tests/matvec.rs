@@ -126,7 +126,7 @@ fn matvec_fused_norm_and_glu() {
         for (dtype, rows, cols, norm, glu) in cases {
             case += 1;
             let tune = tunes[case as usize % tunes.len()];
-            let accumulate = case % 3 == 0;
+            let accumulate = case.is_multiple_of(3);
             let wf = rand_vec(rows * cols, case, 1.0);
             let x = rand_vec(cols, case + 100, 2.0);
             let nw = rand_vec(cols, case + 200, 1.5);
