@@ -1,5 +1,5 @@
-// variants: KV_STORE DECODE DECODE+SPLIT MERGE PREFILL
-// variants-f16: KV_STORE+KV_F16 DECODE+KV_F16 DECODE+SPLIT+KV_F16 PREFILL+KV_F16
+// variants: KV_STORE DECODE DECODE+SPLIT MERGE PREFILL LANES+SUBGROUP LANES+SPLIT+SUBGROUP
+// variants-f16: KV_STORE+KV_F16 DECODE+KV_F16 DECODE+SPLIT+KV_F16 PREFILL+KV_F16 LANES+SUBGROUP+KV_F16
 // Attention over a KV cache: kv_store, decode (single pass or split over the sequence), the
 // split merge, and causal prefill. One section per entry point, picked by a flag:
 //   KV_STORE  0 step, 1 params, 2 k_new (read), 3 v_new (read), 4 k cache (rw), 5 v cache (rw)
@@ -8,6 +8,10 @@
 //   MERGE     0 step, 1 params, 2 partial acc, 3 partial (max, sum), 4 out (rw)
 //   PREFILL   0 step, 1 params, 2 q, 3 k cache, 4 v cache, 5 out (rw)
 // Caches are [n_kv_heads, max_ctx, head_dim] of f16 (KV_F16) or f32; everything else is f32.
+//   LANES     decode with one subgroup per workgroup (WG = the subgroup size), bindings as
+//             DECODE: each lane walks its own keys with its own online softmax, and the lanes
+//             combine once at the end with subgroup ops. No barriers or shared memory, which
+//             suits CPU adapters, where a barrier switches between every SIMD batch.
 // All arrays are read as vec4 (head_dim is a multiple of 4). Arithmetic is f32 throughout.
 
 struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }
@@ -216,6 +220,76 @@ fn decode(
         out[h * hd4 + lid] = select(vec4<f32>(0.0), a / total, total > 0.0);
 #endif
     }
+}
+#endif
+
+#if LANES
+@group(0) @binding(2) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> kc: array<kv4>;
+@group(0) @binding(4) var<storage, read> vc: array<kv4>;
+#if SPLIT
+@group(0) @binding(5) var<storage, read_write> part_acc: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> part_ml: array<vec2<f32>>;
+#else
+@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
+#endif
+
+const MAX_HD4: u32 = 64u;
+
+// Workgroup (head, split); lane i takes keys start + i, start + i + WG, ...
+@compute @workgroup_size(WG)
+fn decode_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let h = wid.x;
+    let s = wid.y;
+    let hd4 = p.hd4;
+    let seq = min(step.seq_len, p.max_ctx);
+    let chunk = (seq + p.splits - 1u) / p.splits;
+    let start = min(s * chunk, seq);
+    let end = min(start + chunk, seq);
+    var qv: array<vec4<f32>, MAX_HD4>;
+    var acc: array<vec4<f32>, MAX_HD4>;
+    for (var i = 0u; i < hd4; i++) {
+        qv[i] = q[h * hd4 + i] * p.scale;
+    }
+    let base = (h / p.group) * p.max_ctx;
+    var m = NEG;
+    var l = 0.0;
+    for (var j = start + lid; j < end; j += WG) {
+        let row = (base + j) * hd4;
+        var d = vec4<f32>(0.0);
+        for (var i = 0u; i < hd4; i++) {
+            d += qv[i] * vec4<f32>(kc[row + i]);
+        }
+        let sc = d.x + d.y + d.z + d.w;
+        let m_new = max(m, sc);
+        let alpha = exp(m - m_new);
+        let pj = exp(sc - m_new);
+        l = l * alpha + pj;
+        for (var i = 0u; i < hd4; i++) {
+            acc[i] = acc[i] * alpha + pj * vec4<f32>(vc[row + i]);
+        }
+        m = m_new;
+    }
+    // Rescale every lane to the common max; lanes without keys have l = 0 and weigh nothing.
+    let mx = subgroupMax(m);
+    let w = select(0.0, exp(m - mx), l > 0.0);
+    let total = subgroupAdd(l * w);
+    for (var i = 0u; i < hd4; i++) {
+        let a = subgroupAdd(acc[i] * w);
+        if i % WG == lid {
+#if SPLIT
+            let slot = h * p.splits + s;
+            part_acc[slot * hd4 + i] = a;
+#else
+            out[h * hd4 + i] = select(vec4<f32>(0.0), a / total, total > 0.0);
+#endif
+        }
+    }
+#if SPLIT
+    if lid == 0u {
+        part_ml[h * p.splits + s] = vec2<f32>(mx, total);
+    }
+#endif
 }
 #endif
 

@@ -116,6 +116,14 @@ impl Attention {
         }
     }
 
+    /// The subgroup size decode uses as its workgroup on CPU-backed adapters with subgroups of
+    /// one fixed size (lavapipe: 8), where barriers are expensive; `None` elsewhere.
+    pub fn lanes(gpu: &Gpu) -> Option<u32> {
+        let (min, max) = (gpu.caps.subgroup_min_size, gpu.caps.subgroup_max_size);
+        (gpu.desc.software && gpu.caps.subgroup && min == max && (1..=64).contains(&min))
+            .then_some(min)
+    }
+
     /// Check the head counts and the caches; returns max_ctx.
     fn check(&self, kernel: &'static str, kv: &KvLayer) -> Result<usize> {
         let (k_cache, v_cache) = (&kv.k, &kv.v);
@@ -178,7 +186,13 @@ impl Attention {
             ));
         }
         let single = split == Split::Single || (split == Split::Auto && splits == 1);
-        let overrides = vec![("WG", WG_DECODE as i64)];
+        // CPU adapters with a fixed subgroup size: one subgroup per workgroup, no barriers.
+        let lanes = Self::lanes(gpu);
+        let (entry, base_flag, wg) = match lanes {
+            Some(size) => ("decode_lanes", "LANES", size),
+            None => ("decode", "DECODE", WG_DECODE),
+        };
+        let overrides = vec![("WG", wg as i64)];
         let params = gpu.uniform(K, &self.params(max_ctx, splits, 1));
         let common = [
             step.as_entire_binding(),
@@ -190,8 +204,8 @@ impl Attention {
         if single {
             let key = PipelineKey {
                 shader: "attention",
-                entry: "decode",
-                flags: kv_flags(gpu, K, kv.k.dtype, &["DECODE"])?,
+                entry,
+                flags: kv_flags(gpu, K, kv.k.dtype, &[base_flag])?,
                 overrides,
             };
             let kernel = gpu.kernel(K, &key, SINGLE_BINDINGS)?;
@@ -204,8 +218,8 @@ impl Attention {
         let ml = gpu.zeros("attention_partial_max_sum", &[slots, 2], DType::F32)?;
         let key = PipelineKey {
             shader: "attention",
-            entry: "decode",
-            flags: kv_flags(gpu, K, kv.k.dtype, &["DECODE", "SPLIT"])?,
+            entry,
+            flags: kv_flags(gpu, K, kv.k.dtype, &[base_flag, "SPLIT"])?,
             overrides: overrides.clone(),
         };
         let kernel = gpu.kernel(K, &key, SPLIT_BINDINGS)?;
