@@ -8,6 +8,7 @@ mod chat;
 mod compare;
 mod devices;
 mod load;
+mod profile;
 mod run;
 
 #[derive(Parser)]
@@ -33,6 +34,8 @@ enum Command {
     Devices(devices::DevicesArgs),
     /// Merge ledgers and compare devices on identical workloads (table, optional HTML report).
     Compare(compare::CompareArgs),
+    /// Per-kernel time of one decode step and one prefill chunk (timestamps or wall clock).
+    Profile(profile::ProfileArgs),
 }
 
 pub fn run() -> Result<()> {
@@ -42,6 +45,7 @@ pub fn run() -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Devices(args) => devices::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Profile(args) => profile::run(args),
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Caps {
     pub f16: bool,
     pub subgroup: bool,
     pub timestamps: bool,
+    /// Timestamps may be written between dispatches inside one compute pass.
+    pub timestamps_inside_passes: bool,
     pub subgroup_min_size: u32,
     pub subgroup_max_size: u32,
     pub limits: wgpu::Limits,
@@ -91,6 +93,7 @@ impl Gpu {
         }
         if !features.contains(wgpu::Features::TIMESTAMP_QUERY) {
             features.remove(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
+            features.remove(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
         }
         let mut limits = adapter.limits();
         if let Some(max) = opts.max_binding_size {
@@ -116,6 +119,8 @@ impl Gpu {
             f16: granted.contains(wgpu::Features::SHADER_F16),
             subgroup: granted.contains(wgpu::Features::SUBGROUP),
             timestamps: granted.contains(wgpu::Features::TIMESTAMP_QUERY),
+            timestamps_inside_passes: granted
+                .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
             subgroup_min_size: desc.subgroup_min_size,
             subgroup_max_size: desc.subgroup_max_size,
             limits: device.limits(),

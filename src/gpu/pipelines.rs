@@ -35,12 +35,33 @@ pub struct Kernel {
     pub layout: Arc<wgpu::BindGroupLayout>,
 }
 
-/// One kernel launch, built once and recorded any number of times.
+/// One kernel launch, built once and recorded any number of times (clones share the GPU objects).
+#[derive(Clone)]
 pub struct Dispatch {
     pub kernel: &'static str,
     pub pipeline: Arc<wgpu::ComputePipeline>,
     pub bind_group: wgpu::BindGroup,
     pub workgroups: [u32; 3],
+    /// Bytes bound: the summed sizes of the storage buffer bindings, set by `Gpu::dispatch`.
+    /// An upper bound of the bytes the launch moves (a kernel may read only part of a binding);
+    /// for a matvec it is about the weight bytes, which dominate. `with_bytes` overrides it.
+    pub bytes: u64,
+    /// Floating-point operations of the launch, 0 when unknown (set by ops with `with_flops`).
+    pub flops: u64,
+}
+
+impl Dispatch {
+    /// The same launch with its floating-point operation count set (for GFLOP/s in profiles).
+    pub fn with_flops(mut self, flops: u64) -> Self {
+        self.flops = flops;
+        self
+    }
+
+    /// The same launch with its byte count set, replacing the bytes bound.
+    pub fn with_bytes(mut self, bytes: u64) -> Self {
+        self.bytes = bytes;
+        self
+    }
 }
 
 impl std::fmt::Debug for Kernel {
@@ -285,6 +306,8 @@ impl Gpu {
             pipeline: kernel.pipeline.clone(),
             bind_group,
             workgroups,
+            bytes: bound_bytes(buffers),
+            flops: 0,
         })
     }
 
@@ -334,4 +357,20 @@ impl Gpu {
         let name = dispatches.first().map(|d| d.kernel).unwrap_or("empty");
         self.check(name)
     }
+}
+
+/// Summed sizes of the storage buffer bindings in `buffers` (uniforms are not counted).
+fn bound_bytes(buffers: &[wgpu::BindingResource<'_>]) -> u64 {
+    buffers
+        .iter()
+        .map(|r| match r {
+            wgpu::BindingResource::Buffer(b)
+                if b.buffer.usage().contains(wgpu::BufferUsages::STORAGE) =>
+            {
+                b.size
+                    .map_or(b.buffer.size().saturating_sub(b.offset), |s| s.get())
+            }
+            _ => 0,
+        })
+        .sum()
 }

@@ -319,4 +319,19 @@ impl Llama {
     pub fn reset(&mut self) {
         self.pos = 0;
     }
+
+    /// The prebuilt decode step, up to the logits (for profiling; it reads `act.step`).
+    pub fn decode_dispatches(&self) -> &[Dispatch] {
+        &self.decode_plan
+    }
+
+    /// The plan of a prefill chunk of `t` tokens, once a prefill has used that chunk length.
+    pub fn prefill_dispatches(&self, t: usize) -> Option<&[Dispatch]> {
+        self.prefill_plans.get(&t).map(|p| p.as_slice())
+    }
+
+    /// The dispatches reducing the logits to `need`, once a forward pass has asked for it.
+    pub fn pick_dispatches(&self, need: crate::sampling::LogitsNeed) -> Option<&[Dispatch]> {
+        self.pick_plans.get(&need).map(|p| p.as_slice())
+    }
 }

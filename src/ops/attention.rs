@@ -298,6 +298,8 @@ impl Attention {
             ],
             [blocks, self.n_kv_heads as u32, 1],
         )
+        // QK^T and PV over the causal keys of a batch at position 0 (the plan is position-free).
+        .map(|d| d.with_flops(2 * (nh * hd * n_tokens * (n_tokens + 1)) as u64))
     }
 
     /// CPU reference (f64 softmax): `q` [n_tokens, n_heads, head_dim] for tokens at `pos ..`,

@@ -348,16 +348,19 @@ impl MatMul {
                 },
             );
             let tiles = tiles_m * rows.div_ceil(tune.bn() as usize);
-            out.push(gpu.dispatch(
-                &kernel,
-                &[
-                    params.as_entire_binding(),
-                    a.binding(),
-                    chunk.binding(),
-                    c.binding(),
-                ],
-                gpu.grid(tiles as u32),
-            )?);
+            out.push(
+                gpu.dispatch(
+                    &kernel,
+                    &[
+                        params.as_entire_binding(),
+                        a.binding(),
+                        chunk.binding(),
+                        c.binding(),
+                    ],
+                    gpu.grid(tiles as u32),
+                )?
+                .with_flops(2 * (m * rows * k) as u64),
+            );
         }
         Ok(out)
     }
