@@ -66,16 +66,12 @@ impl MatVecTune {
         }
     }
 
-    /// The default for a matrix of `rows` rows on `gpu`. On CPU-backed adapters the rows per
-    /// thread shrink (64 down to 8) until there are at least 8 workgroups, so small matrices
-    /// still spread over every CPU thread; `even` keeps it a multiple of 2 (GLU pairs).
-    pub fn for_shape(gpu: &Gpu, rows: usize, even: bool) -> Self {
+    /// The default for a matrix of `rows` rows on `gpu`; `even` keeps rows per thread a
+    /// multiple of 2 (GLU pairs). On lavapipe, fewer rows per thread to get more workgroups
+    /// for small matrices was slower: 3072x576 q4_1 took 2.6x as long with 8 rows as with 64
+    /// (`cargo bench --bench kernels`), as the per-block x work is then shared by fewer rows.
+    pub fn for_shape(gpu: &Gpu, _rows: usize, even: bool) -> Self {
         let mut t = Self::for_gpu(gpu);
-        if t.tpr == 1 {
-            while t.rows > 8 && rows.div_ceil(t.rows_per_workgroup() as usize) < 8 {
-                t.rows /= 2;
-            }
-        }
         if even && !t.rows.is_multiple_of(2) {
             t.rows += 1;
         }
