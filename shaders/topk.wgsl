@@ -5,6 +5,11 @@
 //   argmax_final:   src = those pairs, dst[0] = index
 //   topk_partial:   src = logits, dst = k (key, index) pairs per workgroup, best first
 //   topk_merge:     src = lists of k pairs, dst = one list of k pairs per WG lists
+//   topk_local:     src = logits, dst = k pairs per invocation (p.lists invocations): each
+//                   invocation keeps its own sorted top-k of a strided share of the logits
+//   topk_local_merge: one invocation, src = those lists, dst = the final k pairs
+// The local pair runs without barriers, for CPU adapters, where every barrier of the
+// round-by-round workgroup reduction switches between all SIMD batches.
 // Order: values descending by IEEE totalOrder with -0 == +0, ties by lowest index. Values are
 // compared as order-preserving u32 keys, so -inf needs no special case and subgroupMax is exact.
 // The final list (p.last == 1) holds f32 bits instead of keys. Unfilled slots are (-inf, NONE).
@@ -258,6 +263,71 @@ fn topk_merge(
         }
         if w.i != NONE && c.i == w.i {
             h += 1u;
+        }
+    }
+}
+
+const LOCAL_MAX_K: u32 = 64u;
+
+@compute @workgroup_size(WG)
+fn topk_local(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let t = linear_group(wid, nwg) * WG + li;
+    let stride = p.lists;
+    if t >= stride {
+        return;
+    }
+    var lk: array<u32, LOCAL_MAX_K>;
+    var lx: array<u32, LOCAL_MAX_K>;
+    for (var j = 0u; j < p.k; j++) {
+        lx[j] = NONE;
+    }
+    let last = p.k - 1u;
+    // Indices rise, so a later equal key never outranks a kept one (ties: lowest index).
+    for (var idx = t; idx < p.n; idx += stride) {
+        let c = Cand(key_of(src[idx]), idx);
+        if better(c, Cand(lk[last], lx[last])) {
+            var j = last;
+            while j > 0u && better(c, Cand(lk[j - 1u], lx[j - 1u])) {
+                lk[j] = lk[j - 1u];
+                lx[j] = lx[j - 1u];
+                j--;
+            }
+            lk[j] = c.key;
+            lx[j] = c.i;
+        }
+    }
+    for (var j = 0u; j < p.k; j++) {
+        put(t * p.k + j, Cand(lk[j], lx[j]));
+    }
+}
+
+@compute @workgroup_size(WG)
+fn topk_local_merge(@builtin(local_invocation_index) li: u32) {
+    if li != 0u {
+        return;
+    }
+    // Heads of the p.lists sorted lists (at most LOCAL_MAX_K lists).
+    var h: array<u32, LOCAL_MAX_K>;
+    for (var r = 0u; r < p.k; r++) {
+        var best = Cand(0u, NONE);
+        var src_list = 0u;
+        for (var l = 0u; l < p.lists; l++) {
+            if h[l] < p.k {
+                let o = 2u * (l * p.k + h[l]);
+                let c = Cand(src[o], src[o + 1u]);
+                if better(c, best) {
+                    best = c;
+                    src_list = l;
+                }
+            }
+        }
+        put(r, best);
+        if best.i != NONE {
+            h[src_list] += 1u;
         }
     }
 }

@@ -16,12 +16,23 @@ fn gpu_argmax(gpu: &Gpu, x: &[f32]) -> u32 {
     gpu.read_u32(&out).unwrap()[0]
 }
 
+/// Top-k by both paths (per-thread lists and workgroup rounds), which must agree.
 fn gpu_topk(gpu: &Gpu, x: &[f32], k: usize) -> Vec<(f32, u32)> {
     let logits = gpu.upload_f32("logits", &[1, x.len()], x).unwrap();
-    let out = gpu.zeros("topk", &[k, 2], DType::U32).unwrap();
-    gpu.run(&TopK { k }.prepare(gpu, &logits, &out).unwrap())
-        .unwrap();
-    TopK::unpack(&gpu.read_u32(&out).unwrap())
+    let run = |local: bool| {
+        let out = gpu.zeros("topk", &[k, 2], DType::U32).unwrap();
+        let op = TopK { k };
+        let d = if local {
+            op.prepare_local(gpu, &logits, &out)
+        } else {
+            op.prepare_rounds(gpu, &logits, &out)
+        };
+        gpu.run(&d.unwrap()).unwrap();
+        TopK::unpack(&gpu.read_u32(&out).unwrap())
+    };
+    let local = run(true);
+    assert_eq!(local, run(false), "top-{k} of {}: the two paths differ", x.len());
+    local
 }
 
 /// Logit vectors that stress ordering: random, heavy ties, all negative, -inf entries.

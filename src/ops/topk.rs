@@ -67,11 +67,15 @@ struct Pass<'a> {
 }
 
 fn dispatch(gpu: &Gpu, kernel: &'static str, pass: Pass<'_>) -> Result<Dispatch> {
+    dispatch_wg(gpu, kernel, pass, reduce_wg(gpu))
+}
+
+fn dispatch_wg(gpu: &Gpu, kernel: &'static str, pass: Pass<'_>, wg: u32) -> Result<Dispatch> {
     let key = PipelineKey {
         shader: "topk",
         entry: pass.entry,
         flags: gpu.flags(&[]),
-        overrides: vec![("WG", reduce_wg(gpu) as i64)],
+        overrides: vec![("WG", wg as i64)],
     };
     let k = gpu.kernel(kernel, &key, BINDINGS)?;
     let params = gpu.uniform(kernel, &pass.params);
@@ -143,8 +147,21 @@ impl TopK {
     pub const DEFAULT_K: usize = 40;
     pub const MAX_K: usize = 64;
 
-    /// Prepare the top-k of f32 `logits` (any shape, read as one vector) into U32 `out [k, 2]`.
+    /// Lists kept by the per-thread path (`topk_local`): 64 threads, 8 a workgroup.
+    const LOCAL_LISTS: usize = 64;
+    const LOCAL_WG: u32 = 8;
+
+    /// Prepare the top-k of f32 `logits` (any shape, read as one vector) into U32 `out [k, 2]`:
+    /// on CPU adapters by per-thread lists (`prepare_local`), elsewhere by workgroup rounds.
     pub fn prepare(&self, gpu: &Gpu, logits: &GpuTensor, out: &GpuTensor) -> Result<Vec<Dispatch>> {
+        if gpu.desc.software {
+            self.prepare_local(gpu, logits, out)
+        } else {
+            self.prepare_rounds(gpu, logits, out)
+        }
+    }
+
+    fn check(&self, logits: &GpuTensor, out: &GpuTensor) -> Result<usize> {
         const K: &str = "topk";
         let n = check_logits(K, logits)?;
         let k = self.k;
@@ -158,6 +175,60 @@ impl TopK {
             ));
         }
         out.expect(K, "out", &[k, 2], &[DType::U32])?;
+        Ok(n)
+    }
+
+    /// Top-k by 64 threads that each keep a sorted list of a strided share (no barriers; on
+    /// lavapipe, top-40 of 49152 logits ran in a fraction of the round-based path's time),
+    /// then one thread merging the 64 lists.
+    pub fn prepare_local(
+        &self,
+        gpu: &Gpu,
+        logits: &GpuTensor,
+        out: &GpuTensor,
+    ) -> Result<Vec<Dispatch>> {
+        const K: &str = "topk";
+        let n = self.check(logits, out)?;
+        let k = self.k;
+        let lists = Self::LOCAL_LISTS.min(n);
+        let tmp = gpu.zeros("topk_lists", &[lists * k, 2], DType::U32)?;
+        let params = |last: bool| Params {
+            n: n as u32,
+            k: k as u32,
+            lists: lists as u32,
+            last: last as u32,
+        };
+        let local = Pass {
+            entry: "topk_local",
+            params: params(false),
+            src: logits,
+            dst: &tmp,
+            groups: (lists as u32).div_ceil(Self::LOCAL_WG),
+        };
+        let merge = Pass {
+            entry: "topk_local_merge",
+            params: params(true),
+            src: &tmp,
+            dst: out,
+            groups: 1,
+        };
+        Ok(vec![
+            dispatch_wg(gpu, K, local, Self::LOCAL_WG)?,
+            dispatch_wg(gpu, K, merge, 1)?,
+        ])
+    }
+
+    /// Top-k by workgroup rounds: per chunk, k rounds of a workgroup-wide best pick, then
+    /// merge passes of up to a workgroup's worth of lists each.
+    pub fn prepare_rounds(
+        &self,
+        gpu: &Gpu,
+        logits: &GpuTensor,
+        out: &GpuTensor,
+    ) -> Result<Vec<Dispatch>> {
+        const K: &str = "topk";
+        let n = self.check(logits, out)?;
+        let k = self.k;
         let wg = reduce_wg(gpu) as usize;
         let params = |lists: usize, last: bool| Params {
             n: n as u32,
