@@ -86,6 +86,7 @@ tm="$root/target/release/tokenmill"
 
 # Vulkan adapters as tokenmill (wgpu) sees them: "index<TAB>device_type<TAB>name" per line.
 vulkan_adapters() {
+  # shellcheck disable=SC2016 # JavaScript template literals, not shell expansions
   "$tm" devices --json 2>/dev/null | node -e '
     let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
       for (const a of JSON.parse(s || "[]")) if (a.backend === "vulkan") console.log(`${a.index}\t${a.device_type}\t${a.name}`);
@@ -96,7 +97,7 @@ if [ "$lavapipe" = auto ]; then
 fi
 export LP_NUM_THREADS="$lp_threads"
 if [ "$lavapipe" = yes ]; then
-  # shellcheck source=scripts/lavapipe.sh
+  # shellcheck source-path=SCRIPTDIR source=lavapipe.sh
   source "$root/scripts/lavapipe.sh"
   export LP_NUM_THREADS="$lp_threads"
 fi

@@ -173,13 +173,14 @@ const header = [
 const table = [
     "| engine | backend | device | prefill tok/s median (min–max) | decode tok/s median (min–max) | tokenmill ÷ this, prefill | tokenmill ÷ this, decode | MB read / decode token | read GB/s measured | roofline |",
     "|---|---|---|---|---|---|---|---|---|---|",
-    ...rows.map((r) => `| ${r.engine} | ${r.backend} | ${r.device} | ${spread(r.prefill_tok_s)} | ${spread(r.decode_tok_s, 2)} | ${r === tm ? "1" : fmt(r.tokenmill_prefill_ratio, 2)} | ${r === tm ? "1" : fmt(r.tokenmill_decode_ratio, 2)} | ${fmt(r.bytes_per_token / 1e6, 1)} (KV ${r.kv_type}) | ${fmt(r.bandwidth_gb_s, 2)} | ${r.roofline_fraction == null ? "n/a" : `${(r.roofline_fraction * 100).toFixed(1)}%`} |`),
+    ...rows.map((r) => `| ${r.engine} | ${r.backend} | ${r.device} | ${spread(r.prefill_tok_s)} | ${spread(r.decode_tok_s, 2)} | ${r === tm ? "—" : fmt(r.tokenmill_prefill_ratio, 2)} | ${r === tm ? "—" : fmt(r.tokenmill_decode_ratio, 2)} | ${fmt(r.bytes_per_token / 1e6, 1)} (KV ${r.kv_type}) | ${fmt(r.bandwidth_gb_s, 2)} | ${r.roofline_fraction == null ? "n/a" : `${(r.roofline_fraction * 100).toFixed(1)}%`} |`),
 ];
 const notes = [
     "",
     `Bytes per decode token (from the GGUF): weights ${fmt(gguf.weight_bytes / 1e6, 2)} MB = layers ${fmt(gguf.weight_parts.layers / 1e6, 2)} + norms ${fmt(gguf.weight_parts.norms_other / 1e6, 3)} + head ${fmt(gguf.weight_parts.head / 1e6, 2)} (${gguf.tied_embeddings ? `tied token_embd, ${gguf.head_type}` : `output.weight, ${gguf.head_type}`}) + one embedding row ${gguf.weight_parts.embedding_row} B; plus K and V of ${gguf.layers} layers × ${gguf.n_kv_heads} KV heads × ${gguf.head_dim} at the mean attended length ${gguf.mean_attended_tokens} tokens (${fmt(gguf.kvBytes(F16, F16) / 1e6, 2)} MB in f16). Activations and logits not counted.`,
     `Roofline = bytes per token × median decode tok/s ÷ measured read bandwidth. Vulkan rows: tokenmill's read-bandwidth kernel on the adapter (${deviceGbS ? `${fmt(deviceGbS.median, 2)} GB/s, ${fmt(deviceGbS.min, 2)}–${fmt(deviceGbS.max, 2)}` : "n/a"}). CPU row: ${hostBw ? `${hostBw.method}: ${fmt(hostBw.gb_s, 2)} GB/s` : "n/a"}.`,
     `Decode tok/s = (generated − 1) single-token steps ÷ their time (the first token comes from prefill), the same for all engines; prefill tok/s = prompt tokens ÷ time to the first token.`,
+    [vk, cpu].some(Boolean) ? `llama.cpp token counts checked on every run: ${G} generated (${G - 1} decode steps), ${P + G - 1} tokens in the context after each; tokenmill bench never stops early (no stop tokens), ${G} generated.` : "",
     agreement ? `llama.cpp Vulkan and CPU: same prompt ids ${agreement.same_prompt_ids}; greedy tokens identical for the first ${agreement.identical_prefix} of ${agreement.compared}.` : "",
     tm ? `tokenmill correctness gate: ${tm.correctness}.` : "",
 ].filter((l) => l !== "");
