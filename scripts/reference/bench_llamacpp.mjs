@@ -178,6 +178,8 @@ async function main() {
         threads: o.threads,
     });
     const sequence = context.getSequence();
+    for (const l of logs.filter((l) => /using device|offloaded|model buffer size|KV buffer size/.test(l))) log(l.trim());
+    log(`${o.backend}: gpu layers ${model.gpuLayers}/${totalLayers}, threads ${o.threads} (max ${llama.maxThreads})`);
 
     // The prompt: benches/prompt_128.txt tokenized by llama.cpp (add_bos_token is false for
     // SmolLM2), repeated to the requested length exactly like tokenmill's bench does.

@@ -181,6 +181,8 @@ const notes = [
     `Roofline = bytes per token × median decode tok/s ÷ measured read bandwidth. Vulkan rows: tokenmill's read-bandwidth kernel on the adapter (${deviceGbS ? `${fmt(deviceGbS.median, 2)} GB/s, ${fmt(deviceGbS.min, 2)}–${fmt(deviceGbS.max, 2)}` : "n/a"}). CPU row: ${hostBw ? `${hostBw.method}: ${fmt(hostBw.gb_s, 2)} GB/s` : "n/a"}.`,
     `Decode tok/s = (generated − 1) single-token steps ÷ their time (the first token comes from prefill), the same for all engines; prefill tok/s = prompt tokens ÷ time to the first token.`,
     [vk, cpu].some(Boolean) ? `llama.cpp token counts checked on every run: ${G} generated (${G - 1} decode steps), ${P + G - 1} tokens in the context after each; tokenmill bench never stops early (no stop tokens), ${G} generated.` : "",
+    vk ? `llama.cpp Vulkan log: ${vk.log_lines.filter((l) => /using device|offloaded|model buffer size/.test(l)).map((l) => l.replace(/^\w+:\s+/, "").replace(/\s+/g, " ").trim()).join("; ")} (the CPU_Mapped buffer is token_embd, kept on the host for the input row lookup; the tied output head is a copy on the device).` : "",
+    cpu ? `llama.cpp CPU: ${cpu.threads} threads (node-llama-cpp maxThreads ${cpu.max_threads}), ${cpu.gpu_layers} GPU layers.` : "",
     agreement ? `llama.cpp Vulkan and CPU: same prompt ids ${agreement.same_prompt_ids}; greedy tokens identical for the first ${agreement.identical_prefix} of ${agreement.compared}.` : "",
     tm ? `tokenmill correctness gate: ${tm.correctness}.` : "",
 ].filter((l) => l !== "");
