@@ -66,12 +66,22 @@ impl MatVecTune {
         }
     }
 
+    /// The device's tuned shape for a `[rows, cols]` weight of `dtype` (`tokenmill tune`), else
+    /// `for_gpu`.
+    pub fn for_shape(gpu: &Gpu, dtype: DType, rows: usize, cols: usize) -> Self {
+        gpu.tuning()
+            .matvec(dtype, rows, cols)
+            .filter(|t| t.check(gpu).is_ok())
+            .unwrap_or_else(|| Self::for_gpu(gpu))
+    }
+
     /// Output rows one workgroup computes.
     pub fn rows_per_workgroup(&self) -> u32 {
         self.wg / self.tpr * self.rows
     }
 
-    fn check(&self, gpu: &Gpu) -> Result<()> {
+    /// Whether the shader and `gpu` can run this launch shape.
+    pub fn check(&self, gpu: &Gpu) -> Result<()> {
         let max_wg = Self::MAX_WG.min(gpu.caps.limits.max_compute_invocations_per_workgroup);
         let ok = self.wg.is_power_of_two()
             && self.wg <= max_wg
@@ -149,8 +159,8 @@ pub struct QMatVec;
 
 impl QMatVec {
     /// Prepare `y = W x` (or `y += W x` when `accumulate`), one dispatch per chunk of `w`, with
-    /// this device's default tuning. `w` is `[rows, cols]` (cols a multiple of 32), `x` f32
-    /// `[cols]`, `y` f32 `[rows]`.
+    /// this device's launch shape for `w`'s shape (`MatVecTune::for_shape`). `w` is
+    /// `[rows, cols]` (cols a multiple of 32), `x` f32 `[cols]`, `y` f32 `[rows]`.
     pub fn prepare(
         gpu: &Gpu,
         w: &ChunkedTensor,
@@ -158,7 +168,8 @@ impl QMatVec {
         y: &GpuTensor,
         accumulate: bool,
     ) -> Result<Vec<Dispatch>> {
-        Self::prepare_tuned(gpu, w, x, y, accumulate, MatVecTune::for_gpu(gpu))
+        let tune = MatVecTune::for_shape(gpu, w.dtype, w.shape[0], w.shape[1]);
+        Self::prepare_tuned(gpu, w, x, y, accumulate, tune)
     }
 
     /// `prepare` with an explicit launch shape.
