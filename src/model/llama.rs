@@ -330,4 +330,23 @@ impl Llama {
     pub fn reset(&mut self) {
         self.pos = 0;
     }
+
+    /// Every distinct `(dtype, rows, cols)` of the decode matvecs (the weights `build_decode`
+    /// runs `QMatVec` on, the output head included), in first-use order; the autotuner times
+    /// exactly these shapes.
+    pub fn matvec_shapes(&self) -> Vec<(DType, usize, usize)> {
+        let w = &self.weights;
+        let layers = w
+            .layers
+            .iter()
+            .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]);
+        let mut out = Vec::new();
+        for t in layers.chain([w.lm_head()]) {
+            let s = (t.dtype, t.shape[0], t.shape[1]);
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+        out
+    }
 }

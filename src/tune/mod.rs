@@ -15,6 +15,8 @@ use crate::ops::{MatMulTune, MatVecTune};
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cache;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod tuner;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use cache::{cache_path, load, save, CacheLoad};
