@@ -9,6 +9,7 @@ mod compare;
 mod devices;
 mod load;
 mod run;
+mod tune;
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +34,8 @@ enum Command {
     Devices(devices::DevicesArgs),
     /// Merge ledgers and compare devices on identical workloads (table, optional HTML report).
     Compare(compare::CompareArgs),
+    /// Time kernel launch shapes for the model on this device and cache the fastest.
+    Tune(tune::TuneArgs),
 }
 
 pub fn run() -> Result<()> {
@@ -42,6 +45,7 @@ pub fn run() -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Devices(args) => devices::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Tune(args) => tune::run(args),
     }
 }
 
