@@ -33,7 +33,7 @@ pub struct TuneOptions {
     pub span_bytes: u64,
     /// A candidate replaces the preset only when the preset takes this fraction longer.
     pub min_gain: f64,
-    /// Matvec candidates instead of `matvec_candidates(gpu)` (the preset is always added).
+    /// Matvec candidates instead of `matvec_candidates` (the preset is always added).
     pub matvec_candidates: Option<Vec<MatVecTune>>,
     /// Matmul candidates instead of `matmul_candidates(gpu)`.
     pub matmul_candidates: Option<Vec<MatMulTune>>,
@@ -176,12 +176,19 @@ impl Report {
     }
 }
 
-/// Matvec launch shapes worth trying on `gpu`, the preset first. CPU-backed adapters get a
-/// small one-thread-per-row-group set (every new pipeline costs a compile there).
-pub fn matvec_candidates(gpu: &Gpu) -> Vec<MatVecTune> {
+/// Matvec launch shapes worth trying on `gpu` for `rows` output rows, the preset first.
+/// CPU-backed adapters get a small one-thread-per-row-group set (every new pipeline costs a
+/// compile there), led by the shape that spreads the rows evenly over one workgroup per host
+/// core (the presets' 512-row workgroups leave cores idle on small matrices).
+pub fn matvec_candidates(gpu: &Gpu, rows: usize) -> Vec<MatVecTune> {
     let t = |wg, tpr, rows| MatVecTune { wg, tpr, rows };
     let mut v = vec![MatVecTune::for_gpu(gpu)];
     if gpu.desc.software {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let per_thread = rows
+            .div_ceil(8 * cores)
+            .clamp(1, MatVecTune::MAX_ROWS as usize);
+        v.push(t(8, 1, per_thread as u32));
         for wg in [8, 16] {
             for rows in [64, 32, 16] {
                 v.push(t(wg, 1, rows));
@@ -515,7 +522,7 @@ pub fn tune_matvec(
     cands.extend(
         opts.matvec_candidates
             .clone()
-            .unwrap_or_else(|| matvec_candidates(gpu)),
+            .unwrap_or_else(|| matvec_candidates(gpu, rows)),
     );
     let cands: Vec<_> = dedup(cands, opts.max_candidates)
         .into_iter()
