@@ -9,5 +9,6 @@ pub mod ops;
 pub mod quant;
 pub mod sampling;
 pub mod tokenizer;
+pub mod tune;
 
 pub use gpu::{Gpu, GpuError, GpuOptions};

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 fn tokenmill(args: &[&str], stdin: &[u8]) -> (i32, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tokenmill"))
         .args(args)
+        .env("TOKENMILL_NO_TUNE", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -131,6 +132,7 @@ fn generates_on_the_real_model() {
         return;
     };
     let out = Command::new(env!("CARGO_BIN_EXE_tokenmill"))
+        .env("TOKENMILL_NO_TUNE", "1")
         .args([
             "run",
             "--model",

@@ -29,6 +29,10 @@ pub struct ModelArgs {
     /// Context length in tokens (KV cache size)
     #[arg(long, default_value_t = 2048)]
     pub ctx: usize,
+    /// Use the preset kernel launch shapes: no tuning cache, no tuning on first use (also
+    /// TOKENMILL_NO_TUNE=1)
+    #[arg(long)]
+    pub no_tune: bool,
 }
 
 /// The repository root (for the default model and its fetch script).
@@ -116,7 +120,7 @@ pub fn open_gpu(args: &ModelArgs, file: &GgufFile, workload: (u32, u32)) -> Resu
     Ok(Gpu::open_blocking(&opts)?)
 }
 
-fn dirs_cache() -> Option<PathBuf> {
+pub fn dirs_cache() -> Option<PathBuf> {
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
@@ -139,6 +143,7 @@ pub fn load(args: &ModelArgs, workload: (u32, u32)) -> Result<(Loaded, Session)>
     let tokenizer = Tokenizer::from_gguf(&file.gguf().metadata)?;
     let template = ChatTemplate::from_gguf(&file.gguf().metadata, &tokenizer).ok();
     let gpu = open_gpu(args, &file, workload)?;
+    let tune_cache = super::tune::apply_cache(args, &gpu);
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tensors")
             .unwrap()
@@ -149,11 +154,16 @@ pub fn load(args: &ModelArgs, workload: (u32, u32)) -> Result<(Loaded, Session)>
         path.file_name().unwrap_or_default().to_string_lossy(),
         gpu.desc.name
     ));
-    let model = Llama::load(&gpu, &file, args.ctx, |done, total| {
+    let mut model = Llama::load(&gpu, &file, args.ctx, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
+    if super::tune::first_use(&gpu, tune_cache.as_ref(), &model) {
+        // The plans were built with the presets: load again with the tuned shapes.
+        drop(model);
+        model = Llama::load(&gpu, &file, args.ctx, |_, _| {})?;
+    }
     gpu.save_pipeline_cache();
     let loaded = Loaded {
         gpu,

@@ -10,6 +10,7 @@ mod devices;
 mod load;
 mod profile;
 mod run;
+mod tune;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +37,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Per-kernel time of one decode step and one prefill chunk (timestamps or wall clock).
     Profile(profile::ProfileArgs),
+    /// Time kernel launch shapes for the model on this device and cache the fastest.
+    Tune(tune::TuneArgs),
 }
 
 pub fn run() -> Result<()> {
@@ -46,6 +49,7 @@ pub fn run() -> Result<()> {
         Command::Devices(args) => devices::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Profile(args) => profile::run(args),
+        Command::Tune(args) => tune::run(args),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The device: one adapter, its granted features and limits, and error capture.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::adapter::{self, interesting_features, AdapterDesc, DeviceChoice};
 use super::error::{GpuError, Result};
@@ -59,6 +59,8 @@ pub struct Gpu {
     pub desc: AdapterDesc,
     pub caps: Caps,
     pub(crate) pipelines: Pipelines,
+    /// Tuned launch shapes (`tune`); empty: the presets.
+    tuning: RwLock<Arc<crate::tune::Tuning>>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
 }
@@ -144,6 +146,7 @@ impl Gpu {
             desc,
             caps,
             pipelines,
+            tuning: RwLock::default(),
             errors,
             lost,
         })
@@ -187,6 +190,16 @@ impl Gpu {
                 reason: e.to_string(),
             })?;
         Ok(())
+    }
+
+    /// The launch-shape choices ops consult when they prepare (empty unless set).
+    pub fn tuning(&self) -> Arc<crate::tune::Tuning> {
+        self.tuning.read().unwrap().clone()
+    }
+
+    /// Replace the tuning table; dispatches prepared earlier keep their shapes.
+    pub fn set_tuning(&self, tuning: crate::tune::Tuning) {
+        *self.tuning.write().unwrap() = Arc::new(tuning);
     }
 
     /// Save the driver's pipeline cache to disk, when one is in use.

@@ -62,7 +62,8 @@ impl Llama {
         y: &GpuTensor,
         fused: Fused<'_>,
     ) -> Result<Vec<Dispatch>> {
-        let tune = MatVecTune::for_shape(gpu, w.shape[0], fused.glu);
+        let tune = MatVecTune::for_shape(gpu, w.dtype, w.shape[0], w.shape[1]);
+        let tune = if fused.glu { tune.even() } else { tune };
         Ok(QMatVec::prepare_fused(gpu, w, x, y, fused, tune)?)
     }
 

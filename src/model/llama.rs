@@ -334,4 +334,23 @@ impl Llama {
     pub fn pick_dispatches(&self, need: crate::sampling::LogitsNeed) -> Option<&[Dispatch]> {
         self.pick_plans.get(&need).map(|p| p.as_slice())
     }
+
+    /// Every distinct `(dtype, rows, cols)` of the decode matvecs (the weights `build_decode`
+    /// runs `QMatVec` on, the output head included), in first-use order; the autotuner times
+    /// exactly these shapes.
+    pub fn matvec_shapes(&self) -> Vec<(DType, usize, usize)> {
+        let w = &self.weights;
+        let layers = w
+            .layers
+            .iter()
+            .flat_map(|l| [&l.wqkv, &l.wo, &l.w_gate_up, &l.w_down]);
+        let mut out = Vec::new();
+        for t in layers.chain([w.lm_head()]) {
+            let s = (t.dtype, t.shape[0], t.shape[1]);
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+        out
+    }
 }

@@ -71,7 +71,7 @@ const MERGE_BINDINGS: &[BindingKind] = &[
 /// How decode attention covers the sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {
-    /// Pick from max_ctx (`Attention::auto_splits`).
+    /// The device's tuned count for this shape, else from max_ctx (`Attention::auto_splits`).
     Auto,
     /// One workgroup per head walks the whole sequence.
     Single,
@@ -174,7 +174,7 @@ impl Attention {
         q.expect(K, "q", &[nh, hd], &[DType::F32])?;
         out.expect(K, "out", &[nh, hd], &[DType::F32])?;
         let splits = match split {
-            Split::Auto => Self::auto_splits(max_ctx),
+            Split::Auto => crate::tune::attention_splits(gpu, self, max_ctx),
             Split::Single => 1,
             Split::Splits(n) => n,
         };

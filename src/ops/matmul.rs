@@ -108,6 +108,14 @@ impl MatMulTune {
         self.wg_m * self.wg_n
     }
 
+    /// The device's tuned tiles for weights of `dtype` (`tokenmill tune`), else `for_device`.
+    pub fn for_dtype(gpu: &Gpu, dtype: DType) -> MatMulTune {
+        gpu.tuning()
+            .matmul(dtype)
+            .filter(|t| t.check(gpu).is_ok())
+            .unwrap_or_else(|| Self::for_device(gpu))
+    }
+
     /// This tune with the options the device cannot run switched off.
     pub fn fit(mut self, gpu: &Gpu) -> MatMulTune {
         let caps = &gpu.caps;
@@ -176,7 +184,10 @@ impl MatMulTune {
 pub struct MatMul {
     /// Add into C (a fused residual add) instead of overwriting it.
     pub accumulate: bool,
+    /// Used as given after `with_tune`; `new` leaves the choice to `prepare`, which takes the
+    /// device's tuning for the weight format (`MatMulTune::for_dtype`).
     pub tune: MatMulTune,
+    per_dtype: bool,
 }
 
 impl MatMul {
@@ -185,6 +196,7 @@ impl MatMul {
         MatMul {
             accumulate: false,
             tune: MatMulTune::for_device(gpu),
+            per_dtype: true,
         }
     }
 
@@ -195,6 +207,7 @@ impl MatMul {
 
     pub fn with_tune(mut self, tune: MatMulTune) -> MatMul {
         self.tune = tune;
+        self.per_dtype = false;
         self
     }
 
@@ -208,7 +221,11 @@ impl MatMul {
         w: &ChunkedTensor,
         c: &GpuTensor,
     ) -> Result<Vec<Dispatch>> {
-        let tune = self.tune;
+        let tune = if self.per_dtype {
+            MatMulTune::for_dtype(gpu, w.dtype)
+        } else {
+            self.tune
+        };
         tune.check(gpu)?;
         if a.shape.len() != 2 {
             return Err(GpuError::shape(

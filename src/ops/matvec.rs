@@ -66,16 +66,22 @@ impl MatVecTune {
         }
     }
 
-    /// The default for a matrix of `rows` rows on `gpu`; `even` keeps rows per thread a
-    /// multiple of 2 (GLU pairs). On lavapipe, fewer rows per thread to get more workgroups
-    /// for small matrices was slower: 3072x576 q4_1 took 2.6x as long with 8 rows as with 64
-    /// (`cargo bench --bench kernels`), as the per-block x work is then shared by fewer rows.
-    pub fn for_shape(gpu: &Gpu, _rows: usize, even: bool) -> Self {
-        let mut t = Self::for_gpu(gpu);
-        if even && !t.rows.is_multiple_of(2) {
-            t.rows += 1;
+    /// The device's tuned shape for a `[rows, cols]` weight of `dtype` (`tokenmill tune`), else
+    /// `for_gpu`.
+    pub fn for_shape(gpu: &Gpu, dtype: DType, rows: usize, cols: usize) -> Self {
+        gpu.tuning()
+            .matvec(dtype, rows, cols)
+            .filter(|t| t.check(gpu).is_ok())
+            .unwrap_or_else(|| Self::for_gpu(gpu))
+    }
+
+    /// This shape with rows per thread made even (GLU pairs must stay in one thread).
+    pub fn even(mut self) -> Self {
+        if !self.rows.is_multiple_of(2) {
+            // One fewer keeps every limit; a single row becomes a pair.
+            self.rows = if self.rows > 1 { self.rows - 1 } else { 2 };
         }
-        t
+        self
     }
 
     /// Output rows one workgroup computes.
@@ -83,7 +89,8 @@ impl MatVecTune {
         self.wg / self.tpr * self.rows
     }
 
-    fn check(&self, gpu: &Gpu) -> Result<()> {
+    /// Whether the shader and `gpu` can run this launch shape.
+    pub fn check(&self, gpu: &Gpu) -> Result<()> {
         let max_wg = Self::MAX_WG.min(gpu.caps.limits.max_compute_invocations_per_workgroup);
         let ok = self.wg.is_power_of_two()
             && self.wg <= max_wg
@@ -180,8 +187,8 @@ pub struct QMatVec;
 
 impl QMatVec {
     /// Prepare `y = W x` (or `y += W x` when `accumulate`), one dispatch per chunk of `w`, with
-    /// this device's default tuning. `w` is `[rows, cols]` (cols a multiple of 32), `x` f32
-    /// `[cols]`, `y` f32 `[rows]`.
+    /// this device's launch shape for `w`'s shape (`MatVecTune::for_shape`). `w` is
+    /// `[rows, cols]` (cols a multiple of 32), `x` f32 `[cols]`, `y` f32 `[rows]`.
     pub fn prepare(
         gpu: &Gpu,
         w: &ChunkedTensor,
@@ -189,7 +196,7 @@ impl QMatVec {
         y: &GpuTensor,
         accumulate: bool,
     ) -> Result<Vec<Dispatch>> {
-        let tune = MatVecTune::for_shape(gpu, w.shape[0], false);
+        let tune = MatVecTune::for_shape(gpu, w.dtype, w.shape[0], w.shape[1]);
         Self::prepare_tuned(gpu, w, x, y, accumulate, tune)
     }
 
