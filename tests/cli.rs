@@ -185,6 +185,7 @@ fn bench_gates_measures_and_appends_to_the_ledger() {
     ]
     .map(String::from);
     let out = Command::new(env!("CARGO_BIN_EXE_tokenmill"))
+        .env("TOKENMILL_NO_TUNE", "1")
         .args(&args)
         .output()
         .unwrap();

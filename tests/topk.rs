@@ -31,7 +31,12 @@ fn gpu_topk(gpu: &Gpu, x: &[f32], k: usize) -> Vec<(f32, u32)> {
         TopK::unpack(&gpu.read_u32(&out).unwrap())
     };
     let local = run(true);
-    assert_eq!(local, run(false), "top-{k} of {}: the two paths differ", x.len());
+    assert_eq!(
+        local,
+        run(false),
+        "top-{k} of {}: the two paths differ",
+        x.len()
+    );
     local
 }
 

@@ -178,7 +178,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ..Default::default()
         })?;
         let ctx = args.prompt_tokens.iter().max().copied().unwrap_or(128) + args.gen_tokens + 8;
+        // Launch shapes as `run` uses them: the device's tuning cache, tuned on first use.
+        let tune_cache = super::tune::apply_cache(&args.model, &gpu);
         let mut model = Llama::load(&gpu, &file, ctx, |_, _| {})?;
+        if super::tune::first_use(&gpu, tune_cache.as_ref(), &model) {
+            drop(model);
+            model = Llama::load(&gpu, &file, ctx, |_, _| {})?;
+        }
         let (passed, detail) = gate(&gpu, &mut model, &file_name);
         let device_gb_s = measure_read_bandwidth(&gpu, 64 << 20, 5).ok();
         let mut session = Session::new(model);
