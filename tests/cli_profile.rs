@@ -27,6 +27,7 @@ fn ready() -> Option<std::path::PathBuf> {
 /// Run `tokenmill profile` with `extra` args; returns stdout, failing on a non-zero exit.
 fn profile(model: &std::path::Path, extra: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_tokenmill"))
+        .env("TOKENMILL_NO_TUNE", "1")
         .args(["profile", "--model"])
         .arg(model)
         .args(["--prompt-tokens", "8", "--ctx", "64", "--repeats", "1"])
