@@ -552,7 +552,8 @@ fn model_workload_lists_every_decode_shape() {
     let shapes = model.matvec_shapes();
     let c = &model.cfg;
     let (d, q, kv) = (c.n_embd, c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim);
-    for (rows, cols) in [(q, d), (kv, d), (d, q), (c.n_ff, d), (d, c.n_ff)] {
+    // Decode's matvecs: fused QKV, output, fused (gate, up) pairs, down.
+    for (rows, cols) in [(q + 2 * kv, d), (d, q), (2 * c.n_ff, d), (d, c.n_ff)] {
         assert!(
             shapes.iter().any(|&(_, r, cc)| (r, cc) == (rows, cols)),
             "{rows}x{cols} missing from {shapes:?}"
