@@ -72,3 +72,12 @@ pub(crate) fn reduce_wg(gpu: &crate::gpu::Gpu) -> u32 {
     let max = max.clamp(1, 256);
     1 << (31 - max.leading_zeros())
 }
+
+/// The `StepParams` at the start of a step uniform buffer, as a binding.
+pub(crate) fn step_binding(step: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer: step,
+        offset: 0,
+        size: wgpu::BufferSize::new(std::mem::size_of::<StepParams>() as u64),
+    })
+}

@@ -177,16 +177,12 @@ impl Rope {
                 half_rot: half as u32,
             },
         );
-        let step_binding = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-            buffer: step,
-            offset: 0,
-            size: wgpu::BufferSize::new(size),
-        });
+
         gpu.dispatch(
             &kernel,
             &[
                 params.as_entire_binding(),
-                step_binding,
+                super::step_binding(step),
                 self.freqs.binding(),
                 x.binding(),
             ],

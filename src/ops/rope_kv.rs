@@ -4,7 +4,6 @@
 use super::attention::{check_head_dim, kv_flags};
 use super::kv_cache::KvLayer;
 use super::rope::{Rope, RopeStyle};
-use super::StepParams;
 use crate::gpu::{BindingKind, DType, Dispatch, Gpu, GpuError, GpuTensor, PipelineKey, Result};
 
 const K: &str = "rope_kv";
@@ -140,17 +139,11 @@ impl Rope {
                 _pad: [0; 2],
             },
         );
-        let size = std::mem::size_of::<StepParams>() as u64;
-        let step_binding = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-            buffer: step,
-            offset: 0,
-            size: wgpu::BufferSize::new(size),
-        });
         gpu.dispatch(
             &kernel,
             &[
                 params.as_entire_binding(),
-                step_binding,
+                super::step_binding(step),
                 self.freqs.binding(),
                 qkv.binding(),
                 kv.k.binding(),
