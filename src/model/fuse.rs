@@ -3,15 +3,17 @@
 //! Quantized blocks are copied as they are; only a file whose parts differ in type (rare)
 //! has them widened to f32 so they can share one matrix.
 
+use std::borrow::Cow;
+
 use crate::gpu::{ChunkedTensor, DType, Gpu};
 
 use super::gguf::GgufFile;
 use super::llama::{ModelError, Result, MATRIX_TYPES};
 use super::tensor_type::GgmlType;
 
-/// The raw bytes and type of each named tensor, or all of them as f32 when the types differ
-/// or one is a type the kernels do not read.
-fn common_bytes(file: &GgufFile, names: &[String]) -> Result<(DType, Vec<Vec<u8>>)> {
+/// The bytes and type of each named tensor as stored (borrowed from the file), or all of them
+/// as f32 when the types differ or one is a type the kernels do not read (BF16).
+fn common_bytes<'a>(file: &'a GgufFile, names: &[String]) -> Result<(DType, Vec<Cow<'a, [u8]>>)> {
     let views = names
         .iter()
         .map(|n| file.tensor(n))
@@ -22,7 +24,7 @@ fn common_bytes(file: &GgufFile, names: &[String]) -> Result<(DType, Vec<Vec<u8>
         .collect();
     if let Some(dt) = types[0] {
         if types.iter().all(|t| *t == Some(dt)) {
-            return Ok((dt, views.iter().map(|v| v.data.to_vec()).collect()));
+            return Ok((dt, views.iter().map(|v| Cow::Borrowed(v.data)).collect()));
         }
     }
     let mut out = Vec::with_capacity(views.len());
@@ -44,12 +46,13 @@ fn common_bytes(file: &GgufFile, names: &[String]) -> Result<(DType, Vec<Vec<u8>
                 expected: "F32, F16, BF16, Q8_0, Q4_0 or Q4_1",
             });
         }
-        out.push(bytemuck::cast_slice(&v.to_f32()?).to_vec());
+        out.push(Cow::Owned(bytemuck::cast_slice(&v.to_f32()?).to_vec()));
     }
     Ok((DType::F32, out))
 }
 
-/// `[a; b; c ...]`: the named `[rows_i, cols]` matrices stacked by rows.
+/// `[a; b; c ...]`: the named `[rows_i, cols]` matrices stacked by rows (one name: that
+/// matrix as stored).
 pub(crate) fn stacked(
     gpu: &Gpu,
     file: &GgufFile,
@@ -59,7 +62,11 @@ pub(crate) fn stacked(
 ) -> Result<ChunkedTensor> {
     let (dtype, parts) = common_bytes(file, names)?;
     let total: usize = rows.iter().sum();
-    Ok(gpu.upload_chunked("weight", [total, cols], dtype, &parts.concat())?)
+    let bytes = match &parts[..] {
+        [one] => Cow::Borrowed(&one[..]),
+        _ => Cow::Owned(parts.concat()),
+    };
+    Ok(gpu.upload_chunked("weight", [total, cols], dtype, &bytes)?)
 }
 
 /// Rows of `a` and `b` (both `[rows, cols]`) interleaved: a0, b0, a1, b1, ...; chunks never

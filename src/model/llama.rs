@@ -9,11 +9,9 @@ use crate::ops::kv_cache::KvCache;
 use crate::ops::StepParams;
 
 use super::config::LlamaConfig;
-use super::convert::bf16_to_f32;
 use super::error::LoadError;
 use super::fuse;
 use super::gguf::GgufFile;
-use super::tensor_type::GgmlType;
 
 /// Errors from loading or running a model.
 #[derive(Debug, thiserror::Error)]
@@ -102,27 +100,7 @@ fn upload_matrix(
     rows: usize,
     cols: usize,
 ) -> Result<ChunkedTensor> {
-    let t = file.tensor(name)?;
-    match t.info.ty.dtype() {
-        Some(dt) if MATRIX_TYPES.contains(&dt) => {
-            Ok(gpu.upload_chunked("weight", [rows, cols], dt, t.data)?)
-        }
-        _ if t.info.ty == GgmlType::BF16 => {
-            let values = bf16_to_f32(t.data);
-            Ok(gpu.upload_chunked(
-                "weight",
-                [rows, cols],
-                DType::F32,
-                bytemuck::cast_slice(&values),
-            )?)
-        }
-        _ => Err(ModelError::TensorType {
-            tensor: name.to_string(),
-            what: "matrix kernels",
-            got: t.info.ty.name().to_string(),
-            expected: "F32, F16, BF16, Q8_0, Q4_0 or Q4_1",
-        }),
-    }
+    fuse::stacked(gpu, file, &[name.to_string()], &[rows], cols)
 }
 
 /// Upload a norm weight as f32.

@@ -2,7 +2,7 @@
 //! k and plain v into the layer's cache, one dispatch instead of three.
 
 use super::attention::{check_head_dim, kv_flags};
-use super::kv_cache::KvLayer;
+use super::kv_cache::{cache_shape, KvLayer};
 use super::rope::{Rope, RopeStyle};
 use crate::gpu::{BindingKind, DType, Dispatch, Gpu, GpuError, GpuTensor, PipelineKey, Result};
 
@@ -78,12 +78,9 @@ impl Rope {
         let l = layout;
         let n_tokens = qkv.shape.first().copied().unwrap_or(0);
         qkv.expect(K, "qkv", &[n_tokens, l.stride], &[DType::F32])?;
-        let [n_kv, max_ctx, cache_hd] = match kv.k.shape[..] {
-            [a, b, c] => [a, b, c],
-            _ => return Err(GpuError::shape(K, format!("k cache is {:?}", kv.k.shape))),
-        };
+        let [_, max_ctx, _] = cache_shape(K, &kv.k)?;
         kv.k.expect(K, "k cache", &[l.n_kv_heads, max_ctx, hd], &[kv.k.dtype])?;
-        kv.v.expect(K, "v cache", &[n_kv, max_ctx, cache_hd], &[kv.k.dtype])?;
+        kv.v.expect(K, "v cache", &kv.k.shape, &[kv.k.dtype])?;
         let fits = |off: usize, heads: usize| off + heads * hd <= l.stride;
         let aligned = [l.stride, l.q_off, l.k_off, l.v_off]
             .iter()
