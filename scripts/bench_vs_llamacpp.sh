@@ -81,7 +81,7 @@ if [ "$build" = 1 ]; then
   log "cargo build --release"
   (cd "$root" && cargo build --release --quiet >&2)
 fi
-tm="$root/target/release/tokenmill"
+tm="${CARGO_TARGET_DIR:-$root/target}/release/tokenmill"
 [ -x "$tm" ] || { echo "$tm missing (drop --skip-build)" >&2; exit 1; }
 
 # Vulkan adapters as tokenmill (wgpu) sees them: "index<TAB>device_type<TAB>name" per line.

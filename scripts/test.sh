@@ -19,7 +19,7 @@ if [ -z "${TOKENMILL_SYSTEM_VULKAN:-}" ]; then
   source scripts/lavapipe.sh
 fi
 cargo build --release --quiet
-adapters=$(./target/release/tokenmill devices --json)
+adapters=$("${CARGO_TARGET_DIR:-target}/release/tokenmill" devices --json)
 echo "$adapters" | grep -E '"(name|backend)"' | paste - - | sed 's/^ */  /'
 if ! echo "$adapters" | grep -q '"backend": "vulkan"'; then
   echo "no Vulkan adapter found" >&2

@@ -10,7 +10,7 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 cargo build --release --quiet --bin tokenmill
-bin="$root/target/release/tokenmill"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/tokenmill"
 # A real GPU (not a software rasterizer) on Vulkan, Metal or DX12 is used as it is.
 if ! "$bin" devices --json 2>/dev/null | grep -q '"software": false'; then
   echo "tokenmill: no hardware GPU adapter found; using Mesa lavapipe (Vulkan on the CPU)" >&2
