@@ -9,9 +9,9 @@
 //   PREFILL   0 step, 1 params, 2 q, 3 k cache, 4 v cache, 5 out (rw)
 // Caches are [n_kv_heads, max_ctx, head_dim] of f16 (KV_F16) or f32; everything else is f32.
 //   LANES     decode with one subgroup per workgroup (WG = the subgroup size), bindings as
-//             DECODE: each lane walks its own keys with its own online softmax, and the lanes
-//             combine once at the end with subgroup ops. No barriers or shared memory, which
-//             suits CPU adapters, where a barrier switches between every SIMD batch.
+//             DECODE: the lanes split the head dimension and step through the keys together.
+//             No barriers, shared memory or indexed arrays, which suits CPU adapters, where a
+//             barrier switches between SIMD batches and indexed arrays live in memory.
 // All arrays are read as vec4 (head_dim is a multiple of 4). Arithmetic is f32 throughout.
 
 struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }
@@ -225,8 +225,14 @@ fn decode(
 
 #if LANES
 @group(0) @binding(2) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> kc: array<kv4>;
-@group(0) @binding(4) var<storage, read> vc: array<kv4>;
+#if KV_F16
+// f16 rows read as u32 pairs: one load per two halves (CPU adapters load lane by lane).
+@group(0) @binding(3) var<storage, read> kc: array<vec2<u32>>;
+@group(0) @binding(4) var<storage, read> vc: array<vec2<u32>>;
+#else
+@group(0) @binding(3) var<storage, read> kc: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> vc: array<vec4<f32>>;
+#endif
 #if SPLIT
 @group(0) @binding(5) var<storage, read_write> part_acc: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> part_ml: array<vec2<f32>>;
@@ -234,9 +240,30 @@ fn decode(
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
 #endif
 
-const MAX_HD4: u32 = 64u;
+// vec4s of the head each lane holds (1..=4): lane l has vec4s l, l + WG, l + 2 WG, l + 3 WG.
+override DPL: u32 = 2u;
 
-// Workgroup (head, split); lane i takes keys start + i, start + i + WG, ...
+#if KV_F16
+fn k_at(i: u32) -> vec4<f32> {
+    let w = kc[i];
+    return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+}
+fn v_at(i: u32) -> vec4<f32> {
+    let w = vc[i];
+    return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+}
+#else
+fn k_at(i: u32) -> vec4<f32> {
+    return kc[i];
+}
+fn v_at(i: u32) -> vec4<f32> {
+    return vc[i];
+}
+#endif
+
+// Workgroup (head, split), one subgroup: the lanes split the head dimension and walk the
+// split's keys together, so every lane's state (its q and output slices, the running max
+// and sum) stays in registers. A score is one subgroupAdd of the lanes' partial dots.
 @compute @workgroup_size(WG)
 fn decode_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let h = wid.x;
@@ -246,50 +273,88 @@ fn decode_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let chunk = (seq + p.splits - 1u) / p.splits;
     let start = min(s * chunk, seq);
     let end = min(start + chunk, seq);
-    var qv: array<vec4<f32>, MAX_HD4>;
-    var acc: array<vec4<f32>, MAX_HD4>;
-    for (var i = 0u; i < hd4; i++) {
-        qv[i] = q[h * hd4 + i] * p.scale;
-    }
-    let base = (h / p.group) * p.max_ctx;
+    let last = hd4 - 1u;
+    let i0 = lid;
+    let i1 = lid + WG;
+    let i2 = lid + 2u * WG;
+    let i3 = lid + 3u * WG;
+    // Slots past the head read its last vec4 and weigh it by a zero q.
+    let c0 = min(i0, last);
+    let c1 = min(i1, last);
+    let c2 = min(i2, last);
+    let c3 = min(i3, last);
+    let qb = h * hd4;
+    let q0 = select(vec4<f32>(0.0), q[qb + c0] * p.scale, i0 < hd4);
+    let q1 = select(vec4<f32>(0.0), q[qb + c1] * p.scale, i1 < hd4);
+    let q2 = select(vec4<f32>(0.0), q[qb + c2] * p.scale, i2 < hd4);
+    let q3 = select(vec4<f32>(0.0), q[qb + c3] * p.scale, i3 < hd4);
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
     var m = NEG;
     var l = 0.0;
-    for (var j = start + lid; j < end; j += WG) {
+    let base = (h / p.group) * p.max_ctx;
+    for (var j = start; j < end; j++) {
         let row = (base + j) * hd4;
-        var d = vec4<f32>(0.0);
-        for (var i = 0u; i < hd4; i++) {
-            d += qv[i] * vec4<f32>(kc[row + i]);
+        var d = dot(q0, k_at(row + c0));
+        if DPL > 1u {
+            d += dot(q1, k_at(row + c1));
         }
-        let sc = d.x + d.y + d.z + d.w;
+        if DPL > 2u {
+            d += dot(q2, k_at(row + c2));
+        }
+        if DPL > 3u {
+            d += dot(q3, k_at(row + c3));
+        }
+        let sc = subgroupAdd(d);
         let m_new = max(m, sc);
         let alpha = exp(m - m_new);
         let pj = exp(sc - m_new);
         l = l * alpha + pj;
-        for (var i = 0u; i < hd4; i++) {
-            acc[i] = acc[i] * alpha + pj * vec4<f32>(vc[row + i]);
+        a0 = a0 * alpha + pj * v_at(row + c0);
+        if DPL > 1u {
+            a1 = a1 * alpha + pj * v_at(row + c1);
+        }
+        if DPL > 2u {
+            a2 = a2 * alpha + pj * v_at(row + c2);
+        }
+        if DPL > 3u {
+            a3 = a3 * alpha + pj * v_at(row + c3);
         }
         m = m_new;
     }
-    // Rescale every lane to the common max; lanes without keys have l = 0 and weigh nothing.
-    let mx = subgroupMax(m);
-    let w = select(0.0, exp(m - mx), l > 0.0);
-    let total = subgroupAdd(l * w);
-    for (var i = 0u; i < hd4; i++) {
-        let a = subgroupAdd(acc[i] * w);
-        if i % WG == lid {
 #if SPLIT
-            let slot = h * p.splits + s;
-            part_acc[slot * hd4 + i] = a;
-#else
-            out[h * hd4 + i] = select(vec4<f32>(0.0), a / total, total > 0.0);
-#endif
-        }
-    }
-#if SPLIT
+    // Unnormalized, relative to this split's max; the merge rescales.
+    let ob = (h * p.splits + s) * hd4;
+    let inv = 1.0;
     if lid == 0u {
-        part_ml[h * p.splits + s] = vec2<f32>(mx, total);
+        part_ml[h * p.splits + s] = vec2<f32>(m, l);
     }
+#else
+    let ob = qb;
+    let inv = select(0.0, 1.0 / l, l > 0.0);
 #endif
+    lane_out(ob, i0, hd4, a0 * inv);
+    if DPL > 1u {
+        lane_out(ob, i1, hd4, a1 * inv);
+    }
+    if DPL > 2u {
+        lane_out(ob, i2, hd4, a2 * inv);
+    }
+    if DPL > 3u {
+        lane_out(ob, i3, hd4, a3 * inv);
+    }
+}
+
+fn lane_out(ob: u32, i: u32, hd4: u32, v: vec4<f32>) {
+    if i < hd4 {
+#if SPLIT
+        part_acc[ob + i] = v;
+#else
+        out[ob + i] = v;
+#endif
+    }
 }
 #endif
 

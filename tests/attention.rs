@@ -228,6 +228,17 @@ fn decode_matches_cpu_single_and_split() {
             &[Split::Single, Split::Splits(5), Split::Auto],
             2.0,
         );
+        // Ragged lane slices: head_dim 48 (12 vec4s over 8 lanes) and 16 (fewer vec4s than
+        // lanes); head_dim 256 exceeds the lane path's slices and takes the workgroup path.
+        for hd in [48, 16, 256] {
+            decode_case(
+                t,
+                Attention::new(4, 2, hd),
+                320,
+                &[Split::Single, Split::Splits(3)],
+                2.0,
+            );
+        }
         // Scores in the hundreds: exp would overflow without the max subtraction.
         decode_case(
             t,

@@ -15,6 +15,8 @@ use super::kv_cache::{cache_shape, KvLayer};
 const WG_DECODE: u32 = 64;
 /// Threads per prefill workgroup (a power of two).
 const WG_PREFILL: u32 = 128;
+/// vec4s of the head one lane of `decode_lanes` holds (its DPL).
+const MAX_LANE_VEC4S: usize = 4;
 /// Largest head_dim the kernels' shared arrays hold.
 pub const MAX_HEAD_DIM: usize = 256;
 /// Elements of the prefill shader's q / k / v tiles and of its score tile.
@@ -117,10 +119,12 @@ impl Attention {
     }
 
     /// The subgroup size decode uses as its workgroup on CPU-backed adapters with subgroups of
-    /// one fixed size (lavapipe: 8), where barriers are expensive; `None` elsewhere.
-    pub fn lanes(gpu: &Gpu) -> Option<u32> {
+    /// one fixed size (lavapipe: 8), where barriers are expensive, when each lane's slice of
+    /// the head is at most `MAX_LANE_VEC4S` vec4s; `None` elsewhere.
+    pub fn lanes(&self, gpu: &Gpu) -> Option<u32> {
         let (min, max) = (gpu.caps.subgroup_min_size, gpu.caps.subgroup_max_size);
-        (gpu.desc.software && gpu.caps.subgroup && min == max && (1..=64).contains(&min))
+        let fits = (self.head_dim / 4).div_ceil(min.max(1) as usize) <= MAX_LANE_VEC4S;
+        (gpu.desc.software && gpu.caps.subgroup && min == max && (1..=64).contains(&min) && fits)
             .then_some(min)
     }
 
@@ -187,12 +191,17 @@ impl Attention {
         }
         let single = split == Split::Single || (split == Split::Auto && splits == 1);
         // CPU adapters with a fixed subgroup size: one subgroup per workgroup, no barriers.
-        let lanes = Self::lanes(gpu);
-        let (entry, base_flag, wg) = match lanes {
-            Some(size) => ("decode_lanes", "LANES", size),
-            None => ("decode", "DECODE", WG_DECODE),
+        let (entry, base_flag, overrides) = match self.lanes(gpu) {
+            Some(size) => {
+                let dpl = (hd / 4).div_ceil(size as usize) as i64;
+                (
+                    "decode_lanes",
+                    "LANES",
+                    vec![("WG", size as i64), ("DPL", dpl)],
+                )
+            }
+            None => ("decode", "DECODE", vec![("WG", WG_DECODE as i64)]),
         };
-        let overrides = vec![("WG", wg as i64)];
         let params = gpu.uniform(K, &self.params(max_ctx, splits, 1));
         let common = [
             step.as_entire_binding(),
@@ -231,7 +240,7 @@ impl Attention {
             shader: "attention",
             entry: "decode_merge",
             flags: gpu.flags(&["MERGE"]),
-            overrides,
+            overrides: overrides[..1].to_vec(),
         };
         let kernel = gpu.kernel("attention_merge", &key, MERGE_BINDINGS)?;
         let b = [
