@@ -94,14 +94,14 @@ fn main() {
 
     // The same measurement as `measure_read_bandwidth`, printed shape by shape.
     let mut bw_med = 0f64;
-    for shape in ProbeShape::ALL {
+    for shape in ProbeShape::ALL.into_iter().filter(|s| s.runs_on(&gpu)) {
         let mut probe = ReadProbe::new(&gpu, 256 << 20, shape).expect("bandwidth probe");
         let mut bw = probe.samples(&gpu, 9).expect("bandwidth probe");
         let med = median(&mut bw);
         let best = bw.iter().copied().fold(0.0, f64::max);
         println!(
-            "read bandwidth, {} loads/thread {:>5} ({} MiB): median {med:.2} GB/s, best {best:.2} GB/s",
-            if shape.contiguous { "u32 contiguous" } else { "vec4 strided  " },
+            "read bandwidth, {:<20} loads/thread {:>5} ({} MiB): median {med:.2} GB/s, best {best:.2} GB/s",
+            shape.name(),
             shape.loads_per_thread,
             probe.bytes >> 20
         );

@@ -1,10 +1,11 @@
-// variants: STRIDED CONTIG
+// variants: STRIDED CONTIG CONTIG+INT64
 // Read-bandwidth probe. Each thread sums the elements it reads and the sums are written out
 // (one per subgroup with SUBGROUP, else one per workgroup), so no read is dead.
 // Bindings: 0 params (uniform), 1 src (read), 2 out (read_write).
 // Default: vec4<u32> loads, consecutive threads at consecutive addresses, strided by the thread
 // count (coalesced on GPUs). CONTIG: u32 loads, each thread over its own contiguous span (the
-// faster pattern for CPU-backed adapters, whose SIMD lanes are threads).
+// faster pattern for CPU-backed adapters, whose SIMD lanes are threads). CONTIG+INT64: the same
+// with vec4<u64> loads (CPU adapters gather per element, so wider elements read faster).
 
 struct Params {
     n: u32,      // elements (vec4s, or words with CONTIG) to read
@@ -15,7 +16,11 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 #if CONTIG
+#if INT64
+@group(0) @binding(1) var<storage, read> src: array<vec4<u64>>;
+#else
 @group(0) @binding(1) var<storage, read> src: array<u32>;
+#endif
 #else
 @group(0) @binding(1) var<storage, read> src: array<vec4<u32>>;
 #endif
@@ -48,6 +53,22 @@ fn read_probe(
     let per = p.n / p.stride;
     var i = thread * per;
     let end = i + per;
+#if INT64
+    // Two vec4<u64> (64 bytes) an iteration, in two independent sums.
+    var a = vec4<u64>(0lu);
+    var b = vec4<u64>(0lu);
+    while i + 2u <= end {
+        a += src[i];
+        b += src[i + 1u];
+        i += 2u;
+    }
+    while i < end {
+        a += src[i];
+        i += 1u;
+    }
+    let s = a + b;
+    let v = total(vec4<u32>(s)) + total(vec4<u32>(s >> vec4<u32>(32u)));
+#else
     // Sixteen words an iteration, in four independent sums.
     var a = vec4<u32>(0u);
     var b = vec4<u32>(0u);
@@ -63,6 +84,7 @@ fn read_probe(
         i += 1u;
     }
     let v = total(a + b);
+#endif
 #else
     let s = p.stride;
     var i = thread;

@@ -1,9 +1,11 @@
-// variants: F32W F16W Q8_0 Q8_0+PAIRED Q4_0 Q4_0+PAIRED Q4_1 Q4_1+NORM Q4_1+GLU Q4_1+NORM+GLU Q8_0+PAIRED+NORM+GLU F16W+NORM Q4_0+NORM+GLU
+// variants: F32W F16W Q8_0 Q8_0+PAIRED Q4_0 Q4_0+PAIRED Q4_1 Q4_1+NORM Q4_1+GLU Q4_1+NORM+GLU Q8_0+PAIRED+NORM+GLU F16W+NORM Q4_0+NORM+GLU Q4_1+PAIRED+INT64 Q4_1+PAIRED+INT64+NORM+GLU
 // Matrix-vector product y[row_offset + r] (+)= sum_c W[r, c] * x[c] for one row chunk of W.
 // Bindings: 0 params (uniform), 1 W (read, raw GGUF bytes as u32 words), 2 x (read, f32),
 // 3 y (read_write, f32).
 // Format flags: F32W, F16W, Q8_0, Q4_0, Q4_1. PAIRED (q8_0/q4_0 with an even block count per
 // row): a unit is two blocks, which start 4-byte aligned; otherwise one block of either parity.
+// Q4_1+PAIRED+INT64 (even block count): W is read as u64 words, two blocks (40 bytes) a unit;
+// CPU adapters gather per element, so 8-byte elements halve the gathers.
 // A unit is the span of a row one thread handles at a time (32 or 64 columns).
 // TPR threads share a row group of R rows; a workgroup holds WG / TPR row groups.
 // NORM: x is RMS-normalized on load, x * weight / sqrt(mean(x^2) + eps), with 4 norm weight
@@ -22,7 +24,11 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+#if INT64
+@group(0) @binding(1) var<storage, read> w: array<u64>;
+#else
 @group(0) @binding(1) var<storage, read> w: array<u32>;
+#endif
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 #if NORM
@@ -45,13 +51,17 @@ const UX: u32 = 16u;
 const UX: u32 = 8u;
 #endif
 
-// Eight nibbles of a q4 word as floats: elements j..j+3 (low nibbles) and j+16..j+19 (high).
-// Converted through i32: a signed conversion is one instruction on CPUs, unsigned several.
+// Eight nibbles of a q4 word as floats, each left in place: byte k's nibble n comes out as
+// n * 2^(8k), which x, pre-scaled by NIB_SCALE, cancels exactly (saves a shift per nibble).
+// Low nibbles are elements j..j+3, high nibbles j+16..j+19. Converted through i32 (values
+// below 2^28): a signed conversion is one instruction on CPUs, unsigned several.
+const NIB_MASK = vec4<u32>(0xFu, 0xF00u, 0xF0000u, 0xF000000u);
+const NIB_SCALE = vec4<f32>(1.0, 0.00390625, 0.0000152587890625, 0.000000059604644775390625);
 fn nib_lo(q: u32) -> vec4<f32> {
-    return vec4<f32>(bitcast<vec4<i32>>((vec4<u32>(q) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(15u)));
+    return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(q) & NIB_MASK));
 }
 fn nib_hi(q: u32) -> vec4<f32> {
-    return vec4<f32>(bitcast<vec4<i32>>((vec4<u32>(q) >> vec4<u32>(4u, 12u, 20u, 28u)) & vec4<u32>(15u)));
+    return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(q >> 4u) & NIB_MASK));
 }
 
 // Four signed bytes of a q8 word as floats.
@@ -65,7 +75,8 @@ fn qword(a: u32, b: u32, odd: bool) -> u32 {
     return select((a >> 16u) | (b << 16u), b, odd);
 }
 
-// sum over 4 nibble words (one q4 block) of nibble * x; xs holds the block's 8 x vec4s.
+// sum over 4 nibble words (one q4 block) of nibble * x; xs holds the block's 8 x vec4s,
+// scaled by NIB_SCALE.
 fn q4_dot(q0: u32, q1: u32, q2: u32, q3: u32, xs: ptr<function, array<vec4<f32>, 16>>, o: u32) -> f32 {
     var a = nib_lo(q0) * (*xs)[o] + nib_hi(q0) * (*xs)[o + 4u];
     a += nib_lo(q1) * (*xs)[o + 1u] + nib_hi(q1) * (*xs)[o + 5u];
@@ -95,10 +106,25 @@ fn unit_dot(row: u32, u: u32, xs: ptr<function, array<vec4<f32>, 16>>, xsum: vec
     return a.x + a.y + a.z + a.w;
 #endif
 #if Q4_1
+#if INT64
+    // Two blocks in 5 u64 words: dm0 q0 | q0 q0 | q0 dm1 | q1 q1 | q1 q1 (low half first).
+    let base = row * p.row_words + u * 5u;
+    let v0 = w[base];
+    let v1 = w[base + 1u];
+    let v2 = w[base + 2u];
+    let v3 = w[base + 3u];
+    let v4 = w[base + 4u];
+    let dm0 = unpack2x16float(u32(v0));
+    let dm1 = unpack2x16float(u32(v2 >> 32u));
+    let s0 = q4_dot(u32(v0 >> 32u), u32(v1), u32(v1 >> 32u), u32(v2), xs, 0u);
+    let s1 = q4_dot(u32(v3), u32(v3 >> 32u), u32(v4), u32(v4 >> 32u), xs, 8u);
+    return dm0.x * s0 + dm0.y * xsum.x + dm1.x * s1 + dm1.y * xsum.y;
+#else
     let base = row * p.row_words + u * 5u;
     let dm = unpack2x16float(w[base]);
     let s = q4_dot(w[base + 1u], w[base + 2u], w[base + 3u], w[base + 4u], xs, 0u);
     return dm.x * s + dm.y * xsum.x;
+#endif
 #endif
 #if Q4_0
 #if PAIRED
@@ -167,6 +193,12 @@ fn unit_dot(row: u32, u: u32, xs: ptr<function, array<vec4<f32>, 16>>, xsum: vec
 fn xs_sum(xs: ptr<function, array<vec4<f32>, 16>>, o: u32) -> f32 {
     let s = (*xs)[o] + (*xs)[o + 1u] + (*xs)[o + 2u] + (*xs)[o + 3u] + (*xs)[o + 4u] + (*xs)[o + 5u] + (*xs)[o + 6u] + (*xs)[o + 7u];
     return s.x + s.y + s.z + s.w;
+}
+
+fn scale_for_nibbles(xs: ptr<function, array<vec4<f32>, 16>>) {
+    for (var i = 0u; i < UX; i++) {
+        (*xs)[i] *= NIB_SCALE;
+    }
 }
 
 fn put(i: u32, v: f32) {
@@ -238,13 +270,12 @@ fn matvec(
         }
         var xsum = vec2<f32>(0.0);
 #if Q4_0
-        xsum.x = xs_sum(&xs, 0u);
-#if PAIRED
-        xsum.y = xs_sum(&xs, 8u);
-#endif
+        xsum = vec2<f32>(xs_sum(&xs, 0u), xs_sum(&xs, 8u));
+        scale_for_nibbles(&xs);
 #endif
 #if Q4_1
-        xsum.x = xs_sum(&xs, 0u);
+        xsum = vec2<f32>(xs_sum(&xs, 0u), xs_sum(&xs, 8u));
+        scale_for_nibbles(&xs);
 #endif
         for (var r = 0u; r < R; r++) {
             acc[r] += unit_dot(min(first + r, last), u, &xs, xsum);

@@ -88,8 +88,12 @@ fn translate(name: &str, flags: &Flags) -> Result<usize, String> {
             .map_err(|e| err("HLSL", &e))?;
         assert!(hlsl.contains("numthreads"), "HLSL has numthreads");
 
-        // GL has neither f16 storage nor (in wgpu) subgroups: only the fallback goes there.
-        if !flags.contains("F16") && !flags.contains("SUBGROUP") {
+        // GL has neither f16 storage nor (in wgpu) subgroups or 64-bit integers: only the
+        // fallback goes there.
+        if !["F16", "SUBGROUP", "INT64"]
+            .iter()
+            .any(|f| flags.contains(f))
+        {
             let glsl_opts = back::glsl::Options {
                 version: back::glsl::Version::Desktop(430),
                 ..Default::default()

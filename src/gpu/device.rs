@@ -14,6 +14,8 @@ pub struct GpuOptions {
     pub allow_f16: bool,
     /// Use subgroup reductions when the adapter has SUBGROUP.
     pub allow_subgroups: bool,
+    /// Use 64-bit integer loads when the adapter has SHADER_INT64.
+    pub allow_int64: bool,
     /// Lower max_storage_buffer_binding_size below the adapter's (tests of tensor chunking).
     pub max_binding_size: Option<u64>,
     /// Directory for wgpu's driver pipeline cache (skips recompiles on the next start).
@@ -26,6 +28,7 @@ impl Default for GpuOptions {
             device: DeviceChoice::Auto,
             allow_f16: true,
             allow_subgroups: true,
+            allow_int64: true,
             max_binding_size: None,
             pipeline_cache_dir: None,
         }
@@ -37,6 +40,9 @@ impl Default for GpuOptions {
 pub struct Caps {
     pub f16: bool,
     pub subgroup: bool,
+    /// 64-bit integers in shaders (wider loads; CPU adapters' per-lane gathers move twice the
+    /// bytes per element).
+    pub int64: bool,
     pub timestamps: bool,
     /// Timestamps may be written between dispatches inside one compute pass.
     pub timestamps_inside_passes: bool,
@@ -93,6 +99,9 @@ impl Gpu {
         if !opts.allow_subgroups {
             features.remove(wgpu::Features::SUBGROUP);
         }
+        if !opts.allow_int64 {
+            features.remove(wgpu::Features::SHADER_INT64);
+        }
         if !features.contains(wgpu::Features::TIMESTAMP_QUERY) {
             features.remove(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
             features.remove(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
@@ -120,6 +129,7 @@ impl Gpu {
         let caps = Caps {
             f16: granted.contains(wgpu::Features::SHADER_F16),
             subgroup: granted.contains(wgpu::Features::SUBGROUP),
+            int64: granted.contains(wgpu::Features::SHADER_INT64),
             timestamps: granted.contains(wgpu::Features::TIMESTAMP_QUERY),
             timestamps_inside_passes: granted
                 .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),

@@ -197,6 +197,9 @@ impl Gpu {
         if key.flags.contains("SUBGROUP") && !self.caps.subgroup {
             return Err(self.missing(name, "SUBGROUP"));
         }
+        if key.flags.contains("INT64") && !self.caps.int64 {
+            return Err(self.missing(name, "SHADER_INT64"));
+        }
         let variant = format!("{:?} {:?}", key.flags, key.overrides);
         let shader_err = |message: String| GpuError::Shader {
             shader: key.shader.to_string(),

@@ -90,7 +90,7 @@ pub fn assemble(name: &str, flags: &Flags) -> Result<String, String> {
 }
 
 /// naga capabilities a variant may use: f16 only when built with F16, subgroups only with
-/// SUBGROUP, so a fallback variant that slips in either fails validation.
+/// SUBGROUP, 64-bit integers only with INT64, so a fallback variant that slips in either fails validation.
 pub fn capabilities(flags: &Flags) -> naga::valid::Capabilities {
     use naga::valid::Capabilities as C;
     // pack/unpack2x16float are core WebGPU; naga puts them behind this capability.
@@ -100,6 +100,9 @@ pub fn capabilities(flags: &Flags) -> naga::valid::Capabilities {
     }
     if flags.contains("SUBGROUP") {
         caps |= C::SUBGROUP | C::SUBGROUP_BARRIER;
+    }
+    if flags.contains("INT64") {
+        caps |= C::SHADER_INT64;
     }
     caps
 }

@@ -3,7 +3,8 @@
 //!
 //! The probe tries a few access patterns and launch sizes and keeps the best, since what reads
 //! fastest differs by device: many workgroups of coalesced vec4 loads on GPUs; few, long-running
-//! workgroups where each SIMD lane streams its own span on CPU-backed adapters (lavapipe).
+//! workgroups where each SIMD lane streams its own span on CPU-backed adapters (lavapipe), whose
+//! per-lane gathers read more per element with 64-bit loads (SHADER_INT64) than with 32-bit ones.
 
 use std::time::Instant;
 
@@ -36,30 +37,60 @@ pub struct ProbeShape {
     /// Each thread reads its own contiguous span of u32s (else vec4<u32>s strided by the thread
     /// count, consecutive threads at consecutive addresses).
     pub contiguous: bool,
+    /// With `contiguous`: vec4<u64> loads instead of u32 (needs SHADER_INT64).
+    pub wide: bool,
     /// Loads per thread, which sets the number of workgroups.
     pub loads_per_thread: u32,
 }
 
 impl ProbeShape {
     /// The shapes `measure_read_bandwidth` tries.
-    pub const ALL: [ProbeShape; 4] = [
+    pub const ALL: [ProbeShape; 6] = [
         ProbeShape {
             contiguous: false,
+            wide: false,
             loads_per_thread: 32,
         },
         ProbeShape {
             contiguous: false,
+            wide: false,
             loads_per_thread: 4096,
         },
         ProbeShape {
             contiguous: true,
+            wide: false,
             loads_per_thread: 256,
         },
         ProbeShape {
             contiguous: true,
+            wide: false,
             loads_per_thread: 16384,
         },
+        ProbeShape {
+            contiguous: true,
+            wide: true,
+            loads_per_thread: 64,
+        },
+        ProbeShape {
+            contiguous: true,
+            wide: true,
+            loads_per_thread: 4096,
+        },
     ];
+
+    /// Whether `gpu` can run this shape.
+    pub fn runs_on(&self, gpu: &Gpu) -> bool {
+        !self.wide || gpu.caps.int64
+    }
+
+    /// A short name of the load pattern.
+    pub fn name(&self) -> &'static str {
+        match (self.contiguous, self.wide) {
+            (false, _) => "vec4<u32> strided",
+            (true, false) => "u32 contiguous",
+            (true, true) => "vec4<u64> contiguous",
+        }
+    }
 }
 
 /// A prepared probe over a buffer of `bytes` bytes.
@@ -79,7 +110,11 @@ impl ReadProbe {
     /// limits) and prepare the probe over it.
     pub fn new(gpu: &Gpu, bytes: u64, shape: ProbeShape) -> Result<Self> {
         let limit = gpu.caps.max_binding().min(gpu.caps.limits.max_buffer_size);
-        let elem = if shape.contiguous { 4 } else { 16 };
+        let elem = match (shape.contiguous, shape.wide) {
+            (true, false) => 4,
+            (true, true) => 32,
+            (false, _) => 16,
+        };
         let mut n = bytes.min(limit).min(u32::MAX as u64 * 4) / elem;
         let threads_wanted = n
             .div_ceil(shape.loads_per_thread.max(1) as u64)
@@ -122,7 +157,11 @@ impl ReadProbe {
                 mapped_at_creation: false,
             })
         })?;
-        let extra: &[&'static str] = if shape.contiguous { &["CONTIG"] } else { &[] };
+        let extra: &[&'static str] = match (shape.contiguous, shape.wide) {
+            (true, false) => &["CONTIG"],
+            (true, true) => &["CONTIG", "INT64"],
+            (false, _) => &[],
+        };
         let mut flags = gpu.flags(extra);
         flags.remove("F16");
         let key = PipelineKey {
@@ -206,8 +245,8 @@ impl ReadProbe {
 /// last-level cache (e.g. 256 MiB).
 pub fn measure_read_bandwidth(gpu: &Gpu, bytes: u64, iters: usize) -> Result<f64> {
     let mut best = 0f64;
-    for shape in ProbeShape::ALL {
-        let mut probe = ReadProbe::new(gpu, bytes, shape)?;
+    for shape in ProbeShape::ALL.iter().filter(|s| s.runs_on(gpu)) {
+        let mut probe = ReadProbe::new(gpu, bytes, *shape)?;
         let mut s = probe.samples(gpu, iters.max(1))?;
         best = best.max(median(&mut s));
     }

@@ -156,17 +156,22 @@ pub struct Fused<'a> {
 struct Layout {
     flag: &'static str,
     paired: bool,
+    /// W is read as u64 words (`row_words` counts those).
+    int64: bool,
     units: u32,
     row_words: u32,
     blocks: u32,
 }
 
-fn layout(dtype: DType, cols: usize) -> Layout {
+/// `wide`: 64-bit loads are available and pay off (CPU adapters with SHADER_INT64).
+fn layout(dtype: DType, cols: usize, wide: bool) -> Layout {
     let nb = (cols / 32) as u32;
-    let paired = matches!(dtype, DType::Q8_0 | DType::Q4_0) && nb.is_multiple_of(2);
+    let int64 = wide && dtype == DType::Q4_1 && nb.is_multiple_of(2);
+    let paired = int64 || (matches!(dtype, DType::Q8_0 | DType::Q4_0) && nb.is_multiple_of(2));
     let (flag, units, row_words) = match dtype {
         DType::F32 => ("F32W", nb, cols as u32),
         DType::F16 => ("F16W", nb, cols as u32 / 2),
+        DType::Q4_1 if int64 => ("Q4_1", nb / 2, nb / 2 * 5),
         DType::Q4_1 => ("Q4_1", nb, nb * 5),
         DType::Q4_0 if paired => ("Q4_0", nb / 2, nb / 2 * 9),
         DType::Q8_0 if paired => ("Q8_0", nb / 2, nb / 2 * 17),
@@ -176,6 +181,7 @@ fn layout(dtype: DType, cols: usize) -> Layout {
     Layout {
         flag,
         paired,
+        int64,
         units,
         row_words,
         blocks: nb,
@@ -254,10 +260,13 @@ impl QMatVec {
         if let Some((nw, _)) = fused.norm {
             nw.expect(K, "norm weight", &[cols], &[DType::F32])?;
         }
-        let lay = layout(w.dtype, cols);
+        let lay = layout(w.dtype, cols, gpu.caps.int64 && gpu.desc.software);
         let mut extra = vec![lay.flag];
         if lay.paired {
             extra.push("PAIRED");
+        }
+        if lay.int64 {
+            extra.push("INT64");
         }
         if fused.norm.is_some() {
             extra.push("NORM");

@@ -40,9 +40,12 @@ pub fn gpus() -> &'static [TestGpu] {
         let fallback = GpuOptions {
             allow_f16: false,
             allow_subgroups: false,
+            allow_int64: false,
             ..Default::default()
         };
-        let has_optional = all.iter().any(|t| t.gpu.caps.f16 || t.gpu.caps.subgroup);
+        let has_optional = all
+            .iter()
+            .any(|t| t.gpu.caps.f16 || t.gpu.caps.subgroup || t.gpu.caps.int64);
         if has_optional {
             all.extend(open(&fallback, "fallback"));
         }
