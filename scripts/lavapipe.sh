@@ -32,7 +32,8 @@ _tm_lavapipe_fetch() (
 )
 
 _tm_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-_tm_cache="${TOKENMILL_MESA_DIR:-$_tm_root/.cache/mesa25}"
+# Absolute, so that the exported paths still hold after a cd.
+_tm_cache="$(realpath -m "${TOKENMILL_MESA_DIR:-$_tm_root/.cache/mesa25}")"
 if [ ! -f "$_tm_cache/lvp_icd.json" ]; then
   echo "lavapipe: fetching Mesa 25 (bookworm-backports) into $_tm_cache" >&2
   _tm_lavapipe_fetch "$_tm_cache" || return 1 2>/dev/null || exit 1

@@ -1,11 +1,12 @@
-// variants: F32W F16W Q8_0 Q8_0+PAIRED Q4_0 Q4_0+PAIRED Q4_1 Q4_1+NORM Q4_1+GLU Q4_1+NORM+GLU Q8_0+PAIRED+NORM+GLU F16W+NORM Q4_0+NORM+GLU Q4_1+PAIRED+INT64 Q4_1+PAIRED+INT64+NORM+GLU
+// variants: F32W F16W Q8_0 Q8_0+PAIRED Q4_0 Q4_0+PAIRED Q4_1 Q4_1+NORM Q4_1+GLU Q4_1+NORM+GLU Q8_0+PAIRED+NORM+GLU F16W+NORM Q4_0+NORM+GLU Q4_1+PAIRED+INT64 Q4_1+PAIRED+INT64+NORM+GLU Q8_0+PAIRED+INT64 Q8_0+PAIRED+INT64+NORM+GLU
 // Matrix-vector product y[row_offset + r] (+)= sum_c W[r, c] * x[c] for one row chunk of W.
 // Bindings: 0 params (uniform), 1 W (read, raw GGUF bytes as u32 words), 2 x (read, f32),
 // 3 y (read_write, f32).
 // Format flags: F32W, F16W, Q8_0, Q4_0, Q4_1. PAIRED (q8_0/q4_0 with an even block count per
 // row): a unit is two blocks, which start 4-byte aligned; otherwise one block of either parity.
-// Q4_1+PAIRED+INT64 (even block count): W is read as u64 words, two blocks (40 bytes) a unit;
-// CPU adapters gather per element, so 8-byte elements halve the gathers.
+// INT64 (q4_1 or q8_0, PAIRED): W is read as u64 words, two blocks a unit (q8_0 units start at a
+// 4- or 8-byte boundary and are realigned); CPU adapters gather per element, so 8-byte elements
+// halve the gathers.
 // A unit is the span of a row one thread handles at a time (32 or 64 columns).
 // TPR threads share a row group of R rows; a workgroup holds WG / TPR row groups.
 // NORM: x is RMS-normalized on load, x * weight / sqrt(mean(x^2) + eps), with 4 norm weight
@@ -73,6 +74,22 @@ fn i8x4(q: u32) -> vec4<f32> {
 // whether the block starts at an odd half-word (then the quants are word aligned).
 fn qword(a: u32, b: u32, odd: bool) -> u32 {
     return select((a >> 16u) | (b << 16u), b, odd);
+}
+
+#if INT64
+// The 8 bytes from a's second half-word (odd) or a itself, across into b.
+fn realign(a: u64, b: u64, odd: bool) -> u64 {
+    return select(a, (a >> 32u) | (b << 32u), odd);
+}
+#endif
+
+// sum over 8 q8 words (one q8_0 block) of byte * x, with xs[o..o + 8].
+fn q8_dot(q0: u32, q1: u32, q2: u32, q3: u32, q4: u32, q5: u32, q6: u32, q7: u32, xs: ptr<function, array<vec4<f32>, 16>>, o: u32) -> f32 {
+    var a = i8x4(q0) * (*xs)[o] + i8x4(q1) * (*xs)[o + 1u];
+    a += i8x4(q2) * (*xs)[o + 2u] + i8x4(q3) * (*xs)[o + 3u];
+    a += i8x4(q4) * (*xs)[o + 4u] + i8x4(q5) * (*xs)[o + 5u];
+    a += i8x4(q6) * (*xs)[o + 6u] + i8x4(q7) * (*xs)[o + 7u];
+    return a.x + a.y + a.z + a.w;
 }
 
 // sum over 4 nibble words (one q4 block) of nibble * x; xs holds the block's 8 x vec4s,
@@ -155,6 +172,36 @@ fn unit_dot(row: u32, u: u32, xs: ptr<function, array<vec4<f32>, 16>>, xsum: vec
 #endif
 #endif
 #if Q8_0
+#if INT64
+    // Two blocks in 17 u32 words (as below), starting at a 4- or 8-byte boundary: 9 u64 loads
+    // from the 8-byte boundary at or below, realigned to the unit's first word (t_k holds
+    // words 2k and 2k + 1 of the unit).
+    let start = row * p.row_words + u * 17u;
+    let b = start >> 1u;
+    let odd = (start & 1u) != 0u;
+    let v0 = w[b];
+    let v1 = w[b + 1u];
+    let v2 = w[b + 2u];
+    let v3 = w[b + 3u];
+    let v4 = w[b + 4u];
+    let v5 = w[b + 5u];
+    let v6 = w[b + 6u];
+    let v7 = w[b + 7u];
+    let v8 = w[b + 8u];
+    let t0 = realign(v0, v1, odd);
+    let t1 = realign(v1, v2, odd);
+    let t2 = realign(v2, v3, odd);
+    let t3 = realign(v3, v4, odd);
+    let t4 = realign(v4, v5, odd);
+    let t5 = realign(v5, v6, odd);
+    let t6 = realign(v6, v7, odd);
+    let t7 = realign(v7, v8, odd);
+    let w16 = u32(select(v8, v8 >> 32u, odd));
+    // Block 0's quants sit a half-word into words 0..8; block 1's are words 9..16.
+    let s0 = q8_dot(u32(t0 >> 16u), u32((t0 >> 48u) | (t1 << 16u)), u32(t1 >> 16u), u32((t1 >> 48u) | (t2 << 16u)), u32(t2 >> 16u), u32((t2 >> 48u) | (t3 << 16u)), u32(t3 >> 16u), u32((t3 >> 48u) | (t4 << 16u)), xs, 0u);
+    let s1 = q8_dot(u32(t4 >> 32u), u32(t5), u32(t5 >> 32u), u32(t6), u32(t6 >> 32u), u32(t7), u32(t7 >> 32u), w16, xs, 8u);
+    return unpack2x16float(u32(t0)).x * s0 + unpack2x16float(u32(t4)).y * s1;
+#else
 #if PAIRED
     // Two blocks in 17 words: d0 | q0 (shifted by a half-word) | d1 | q1 (aligned).
     let base = row * p.row_words + u * 17u;
@@ -185,6 +232,7 @@ fn unit_dot(row: u32, u: u32, xs: ptr<function, array<vec4<f32>, 16>>, xsum: vec
         prev = next;
     }
     return select(dd.x, dd.y, odd) * (a.x + a.y + a.z + a.w);
+#endif
 #endif
 #endif
 }

@@ -156,17 +156,18 @@ pub struct Fused<'a> {
 struct Layout {
     flag: &'static str,
     paired: bool,
-    /// W is read as u64 words (`row_words` counts those).
+    /// W is read as u64 words (for q4_1 `row_words` counts those; q8_0 keeps u32 words).
     int64: bool,
     units: u32,
     row_words: u32,
     blocks: u32,
 }
 
-/// `wide`: 64-bit loads are available and pay off (CPU adapters with SHADER_INT64).
+/// `wide`: 64-bit loads are available, pay off (CPU adapters with SHADER_INT64) and every chunk
+/// is a whole number of u64 words.
 fn layout(dtype: DType, cols: usize, wide: bool) -> Layout {
     let nb = (cols / 32) as u32;
-    let int64 = wide && dtype == DType::Q4_1 && nb.is_multiple_of(2);
+    let int64 = wide && matches!(dtype, DType::Q4_1 | DType::Q8_0) && nb.is_multiple_of(2);
     let paired = int64 || (matches!(dtype, DType::Q8_0 | DType::Q4_0) && nb.is_multiple_of(2));
     let (flag, units, row_words) = match dtype {
         DType::F32 => ("F32W", nb, cols as u32),
@@ -260,7 +261,10 @@ impl QMatVec {
         if let Some((nw, _)) = fused.norm {
             nw.expect(K, "norm weight", &[cols], &[DType::F32])?;
         }
-        let lay = layout(w.dtype, cols, gpu.caps.int64 && gpu.desc.software);
+        let wide = gpu.caps.int64
+            && gpu.desc.software
+            && w.chunks.iter().all(|(_, c)| c.nbytes().is_multiple_of(8));
+        let lay = layout(w.dtype, cols, wide);
         let mut extra = vec![lay.flag];
         if lay.paired {
             extra.push("PAIRED");
