@@ -1,4 +1,4 @@
-// variants: F32W F16W Q8_0 Q8_0+PAIRED Q4_0 Q4_0+PAIRED Q4_1 Q4_1+NORM Q4_1+GLU Q4_1+NORM+GLU Q8_0+PAIRED+NORM+GLU F16W+NORM Q4_0+NORM+GLU Q4_1+PAIRED+INT64 Q4_1+PAIRED+INT64+NORM+GLU Q8_0+PAIRED+INT64 Q8_0+PAIRED+INT64+NORM+GLU
+// variants: F32W F16W Q8_0 Q8_0+PAIRED Q4_0 Q4_0+PAIRED Q4_1 Q4_1+NORM Q4_1+GLU Q4_1+NORM+GLU Q8_0+PAIRED+NORM+GLU F16W+NORM Q4_0+NORM+GLU Q4_1+PAIRED+INT64 Q4_1+PAIRED+INT64+NORM+GLU Q8_0+PAIRED+INT64 Q8_0+PAIRED+INT64+NORM+GLU Q4_1+PAIRED+INT64+SUBGROUP+XBCAST Q4_1+PAIRED+INT64+NORM+GLU+SUBGROUP+XBCAST Q8_0+PAIRED+INT64+NORM+SUBGROUP+XBCAST Q4_0+SUBGROUP+XBCAST F16W+NORM+SUBGROUP+XBCAST
 // Matrix-vector product y[row_offset + r] (+)= sum_c W[r, c] * x[c] for one row chunk of W.
 // Bindings: 0 params (uniform), 1 W (read, raw GGUF bytes as u32 words), 2 x (read, f32),
 // 3 y (read_write, f32).
@@ -12,6 +12,7 @@
 // NORM: x is RMS-normalized on load, x * weight / sqrt(mean(x^2) + eps), with 4 norm weight
 // (read, f32). GLU (R even): rows come in (gate, up) pairs and y[(row_offset + r) / 2] gets
 // silu(gate) * up, so a SwiGLU feed-forward's gate, up and activation are one dispatch.
+// XBCAST (TPR = 1, subgroups of 8 or more): x is loaded a share per lane and broadcast.
 
 struct Params {
     rows: u32,       // rows in this chunk
@@ -34,6 +35,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 #if NORM
 @group(0) @binding(4) var<storage, read> norm_w: array<vec4<f32>>;
+var<private> norm_inv: f32;
 #endif
 
 override WG: u32 = 64u;
@@ -249,6 +251,42 @@ fn scale_for_nibbles(xs: ptr<function, array<vec4<f32>, 16>>) {
     }
 }
 
+// x vec4 i (RMS-normalized with NORM; `norm_inv` is 1 / rms).
+fn x_at(i: u32) -> vec4<f32> {
+#if NORM
+    return x[i] * norm_w[i] * norm_inv;
+#else
+    return x[i];
+#endif
+}
+
+#if XBCAST
+// xs[0..UX] = x vec4s from `base`: lane k of each 8 loads vec4s k (and 8 + k when UX = 16),
+// then every vec4 is broadcast from the lane that has it.
+fn x_shared(xs: ptr<function, array<vec4<f32>, 16>>, base: u32, k: u32) {
+    let a = x_at(base + k);
+    (*xs)[0] = subgroupBroadcast(a, 0u);
+    (*xs)[1] = subgroupBroadcast(a, 1u);
+    (*xs)[2] = subgroupBroadcast(a, 2u);
+    (*xs)[3] = subgroupBroadcast(a, 3u);
+    (*xs)[4] = subgroupBroadcast(a, 4u);
+    (*xs)[5] = subgroupBroadcast(a, 5u);
+    (*xs)[6] = subgroupBroadcast(a, 6u);
+    (*xs)[7] = subgroupBroadcast(a, 7u);
+#if PAIRED
+    let b = x_at(base + 8u + k);
+    (*xs)[8] = subgroupBroadcast(b, 0u);
+    (*xs)[9] = subgroupBroadcast(b, 1u);
+    (*xs)[10] = subgroupBroadcast(b, 2u);
+    (*xs)[11] = subgroupBroadcast(b, 3u);
+    (*xs)[12] = subgroupBroadcast(b, 4u);
+    (*xs)[13] = subgroupBroadcast(b, 5u);
+    (*xs)[14] = subgroupBroadcast(b, 6u);
+    (*xs)[15] = subgroupBroadcast(b, 7u);
+#endif
+}
+#endif
+
 fn put(i: u32, v: f32) {
     if p.accumulate != 0u {
         y[i] += v;
@@ -283,6 +321,7 @@ fn matvec(
     @builtin(subgroup_invocation_id) sg_lane: u32,
     @builtin(subgroup_id) sg_id: u32,
     @builtin(num_subgroups) sg_count: u32,
+    @builtin(subgroup_size) sg_size: u32,
 #endif
 ) {
     let slot = t / TPR;
@@ -293,6 +332,15 @@ fn matvec(
     var acc: array<f32, MAX_R>;
     var xs: array<vec4<f32>, 16>;
 #if NORM
+#if XBCAST
+    // Sum of squares: each subgroup covers all of x, so no barrier is needed.
+    var part = vec4<f32>(0.0);
+    for (var i = sg_lane; i < p.cols4; i += sg_size) {
+        let v = x[i];
+        part += v * v;
+    }
+    let ss = subgroupAdd(part.x + part.y + part.z + part.w);
+#else
     // Sum of squares: strided over the workgroup, then every thread adds the WG partials.
     var part = vec4<f32>(0.0);
     for (var i = t; i < p.cols4; i += WG) {
@@ -306,16 +354,20 @@ fn matvec(
         ss += red[i];
     }
     workgroupBarrier();
-    let inv = 1.0 / sqrt(ss / f32(p.cols4 * 4u) + p.eps);
 #endif
+    norm_inv = 1.0 / sqrt(ss / f32(p.cols4 * 4u) + p.eps);
+#endif
+#if XBCAST
+    // TPR = 1, subgroups of 8 or more: every lane needs the same x, so each lane loads a share
+    // and the rest comes by broadcast (on CPU adapters a load costs a guarded access per lane).
+    for (var u = 0u; u < p.units; u++) {
+        x_shared(&xs, u * UX, sg_lane & 7u);
+#else
     for (var u = lane; u < p.units; u += TPR) {
         for (var i = 0u; i < UX; i++) {
-#if NORM
-            xs[i] = x[u * UX + i] * norm_w[u * UX + i] * inv;
-#else
-            xs[i] = x[u * UX + i];
-#endif
+            xs[i] = x_at(u * UX + i);
         }
+#endif
         var xsum = vec2<f32>(0.0);
 #if Q4_0
         xsum = vec2<f32>(xs_sum(&xs, 0u), xs_sum(&xs, 8u));

@@ -278,6 +278,9 @@ impl QMatVec {
         if fused.glu {
             extra.push("GLU");
         }
+        if tune.tpr == 1 && tune.wg >= 8 && gpu.caps.subgroup && gpu.caps.subgroup_min_size >= 8 {
+            extra.push("XBCAST");
+        }
         let key = PipelineKey {
             shader: "matvec",
             entry: "matvec",
