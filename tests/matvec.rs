@@ -187,6 +187,33 @@ fn matvec_fused_norm_and_glu() {
 }
 
 #[test]
+fn software_preset_keeps_every_host_thread_busy() {
+    for_each_gpu(|t| {
+        let gpu = &t.gpu;
+        let preset = |rows| MatVecTune::preset(gpu, rows);
+        if !gpu.desc.software {
+            assert_eq!(preset(576), MatVecTune::GPU);
+            return;
+        }
+        let threads = tokenmill::ops::matvec::host_threads();
+        // The model's decode shapes and a tiny one: the busiest thread (whole workgroups,
+        // handed out in turn) gets at most one row group of 8 per thread over an even share.
+        for rows in [8, 576, 960, 3072, 49152] {
+            let tune = preset(rows);
+            assert!(tune.check(gpu).is_ok(), "{tune:?}");
+            let per_wg = tune.rows_per_workgroup() as usize;
+            let wgs = rows.div_ceil(per_wg);
+            let busiest = wgs.div_ceil(threads) * per_wg;
+            let even = rows.div_ceil(threads);
+            assert!(
+                busiest <= even.max(8) + 8 * threads,
+                "{rows} rows as {tune:?}: {wgs} workgroups, busiest thread {busiest} rows, even share {even}"
+            );
+        }
+    });
+}
+
+#[test]
 fn matvec_large_k_and_accumulate() {
     for_each_gpu(|t| {
         for dtype in FORMATS {

@@ -249,7 +249,7 @@ fn deleted_cache_gives_presets() {
         assert!(gpu.tuning().is_empty());
         assert_eq!(
             MatVecTune::for_shape(gpu, DType::Q8_0, 64, 64),
-            MatVecTune::for_gpu(gpu)
+            MatVecTune::preset(gpu, 64)
         );
         assert_eq!(
             MatMulTune::for_dtype(gpu, DType::Q4_1),
@@ -296,9 +296,14 @@ fn lookups_match_exactly_and_skip_invalid_choices() {
         });
         gpu.set_tuning(tuning);
         assert_eq!(MatVecTune::for_shape(gpu, DType::F16, 100, 64), good);
-        let preset = MatVecTune::for_gpu(gpu);
-        assert_eq!(MatVecTune::for_shape(gpu, DType::F16, 101, 64), preset);
-        assert_eq!(MatVecTune::for_shape(gpu, DType::F16, 100, 96), preset);
+        assert_eq!(
+            MatVecTune::for_shape(gpu, DType::F16, 101, 64),
+            MatVecTune::preset(gpu, 101)
+        );
+        assert_eq!(
+            MatVecTune::for_shape(gpu, DType::F16, 100, 96),
+            MatVecTune::preset(gpu, 100)
+        );
         let attn = Attention::new(9, 3, 64);
         assert_eq!(tune::attention_splits(gpu, &attn, 512), 4);
         assert_eq!(
@@ -471,7 +476,7 @@ fn tuner_picks_a_valid_matvec_that_matches_the_reference() {
             (choice.dtype, choice.rows, choice.cols),
             (DType::Q4_1, rows, cols)
         );
-        assert!([MatVecTune::for_gpu(gpu), alt].contains(&choice.tune));
+        assert!([MatVecTune::preset(gpu, rows), alt].contains(&choice.tune));
         assert!(choice.tune.check(gpu).is_ok());
         assert_eq!(report.trials.len(), 2, "both candidates ran");
         assert!(report.trials.iter().all(|t| t.secs > 0.0));

@@ -66,13 +66,29 @@ impl MatVecTune {
         }
     }
 
+    /// The untuned shape for a `rows`-row matrix: `for_gpu`, except that on CPU adapters the
+    /// rows are spread evenly over about one workgroup per host thread (at most 64 rows a
+    /// thread), since a 512-row workgroup can leave a core idle (576 rows: 512 + 64).
+    pub fn preset(gpu: &Gpu, rows: usize) -> Self {
+        if !gpu.desc.software {
+            return Self::GPU;
+        }
+        let per_thread = rows
+            .div_ceil(8 * host_threads())
+            .clamp(1, Self::MAX_ROWS as usize);
+        MatVecTune {
+            rows: per_thread as u32,
+            ..Self::SOFTWARE
+        }
+    }
+
     /// The device's tuned shape for a `[rows, cols]` weight of `dtype` (`tokenmill tune`), else
-    /// `for_gpu`.
+    /// `preset`.
     pub fn for_shape(gpu: &Gpu, dtype: DType, rows: usize, cols: usize) -> Self {
         gpu.tuning()
             .matvec(dtype, rows, cols)
             .filter(|t| t.check(gpu).is_ok())
-            .unwrap_or_else(|| Self::for_gpu(gpu))
+            .unwrap_or_else(|| Self::preset(gpu, rows))
     }
 
     /// This shape with rows per thread made even (GLU pairs must stay in one thread).
@@ -150,6 +166,15 @@ pub struct Fused<'a> {
     pub norm: Option<(&'a GpuTensor, f32)>,
     /// W's rows are (gate, up) pairs; `y[r] = silu(gate_r . x) * (up_r . x)`, y has rows / 2.
     pub glu: bool,
+}
+
+/// Threads a CPU adapter runs shaders on: lavapipe's LP_NUM_THREADS when set, else the host's.
+pub fn host_threads() -> usize {
+    std::env::var("LP_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 /// How a row of `cols` columns of `dtype` splits into units (the span one thread handles).

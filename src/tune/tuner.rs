@@ -178,17 +178,12 @@ impl Report {
 
 /// Matvec launch shapes worth trying on `gpu` for `rows` output rows, the preset first.
 /// CPU-backed adapters get a small one-thread-per-row-group set (every new pipeline costs a
-/// compile there), led by the shape that spreads the rows evenly over one workgroup per host
-/// core (the presets' 512-row workgroups leave cores idle on small matrices).
+/// compile there) after the preset, which spreads the rows evenly over one workgroup per host
+/// thread.
 pub fn matvec_candidates(gpu: &Gpu, rows: usize) -> Vec<MatVecTune> {
     let t = |wg, tpr, rows| MatVecTune { wg, tpr, rows };
-    let mut v = vec![MatVecTune::for_gpu(gpu)];
+    let mut v = vec![MatVecTune::preset(gpu, rows)];
     if gpu.desc.software {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let per_thread = rows
-            .div_ceil(8 * cores)
-            .clamp(1, MatVecTune::MAX_ROWS as usize);
-        v.push(t(8, 1, per_thread as u32));
         for wg in [8, 16] {
             for rows in [64, 32, 16] {
                 v.push(t(wg, 1, rows));
@@ -520,7 +515,7 @@ pub fn tune_matvec(
     cols: usize,
     opts: &TuneOptions,
 ) -> Result<(MatVecChoice, Report)> {
-    let mut cands = vec![MatVecTune::for_gpu(gpu)];
+    let mut cands = vec![MatVecTune::preset(gpu, rows)];
     cands.extend(
         opts.matvec_candidates
             .clone()
