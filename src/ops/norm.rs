@@ -1,7 +1,7 @@
 //! RMSNorm over the last dimension, optionally fused with the residual add that precedes it in
 //! every transformer layer (`residual += x; out = norm(residual) * weight`).
 
-use super::reduce_wg;
+use super::row_wg;
 use crate::gpu::{BindingKind, DType, Dispatch, Gpu, GpuError, GpuTensor, PipelineKey, Result};
 
 const K: &str = "rms_norm";
@@ -131,7 +131,7 @@ impl RmsNorm {
             shader: "norm",
             entry: "rms_norm",
             flags: gpu.flags(if residual { &["RESIDUAL"] } else { &[] }),
-            overrides: vec![("WG", reduce_wg(gpu) as i64)],
+            overrides: vec![("WG", row_wg(gpu) as i64)],
         };
         let bindings = if residual {
             BINDINGS_RESIDUAL

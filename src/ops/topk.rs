@@ -4,7 +4,7 @@
 //! ties broken by the lowest index. Both run a per-workgroup partial pass and then merge passes;
 //! the dispatches share one pass (wgpu orders them and makes each one's writes visible).
 
-use super::reduce_wg;
+use super::{reduce_wg, row_wg};
 use crate::gpu::{BindingKind, DType, Dispatch, Gpu, GpuError, GpuTensor, PipelineKey, Result};
 
 /// Logits per invocation in the top-k partial pass (`ITEMS` in topk.wgsl).
@@ -99,7 +99,8 @@ impl Argmax {
         const K: &str = "argmax";
         let n = check_logits(K, logits)?;
         out.expect(K, "out", &[1], &[DType::U32])?;
-        let groups = n.div_ceil(reduce_wg(gpu) as usize * ARGMAX_ITEMS);
+        let wg = row_wg(gpu);
+        let groups = n.div_ceil(wg as usize * ARGMAX_ITEMS);
         let partial = gpu.zeros("argmax_partial", &[groups, 2], DType::U32)?;
         let params = Params {
             n: n as u32,
@@ -121,7 +122,10 @@ impl Argmax {
             dst: out,
             groups: 1,
         };
-        Ok(vec![dispatch(gpu, K, first)?, dispatch(gpu, K, last)?])
+        Ok(vec![
+            dispatch_wg(gpu, K, first, wg)?,
+            dispatch_wg(gpu, K, last, wg)?,
+        ])
     }
 
     /// CPU reference.
