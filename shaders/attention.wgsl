@@ -8,8 +8,9 @@
 //   MERGE     0 step, 1 params, 2 partial acc, 3 partial (max, sum), 4 out (rw)
 //   PREFILL   0 step, 1 params, 2 q, 3 k cache, 4 v cache, 5 out (rw)
 // Caches are [n_kv_heads, max_ctx, head_dim] of f16 (KV_F16) or f32; everything else is f32.
-//   LANES     decode with one subgroup per workgroup (WG = the subgroup size), bindings as
-//             DECODE: the lanes split the head dimension and step through the keys together.
+//   LANES     decode, and prefill a token per workgroup, with one subgroup per workgroup (WG =
+//             the subgroup size), bindings as DECODE: the lanes split the head dimension and
+//             step through the keys together.
 //             No barriers, shared memory or indexed arrays, which suits CPU adapters, where a
 //             barrier switches between SIMD batches and indexed arrays live in memory.
 // All arrays are read as vec4 (head_dim is a multiple of 4). Arithmetic is f32 throughout.
@@ -261,15 +262,21 @@ fn v_at(i: u32) -> vec4<f32> {
 }
 #endif
 
-// Workgroup (head, split), one subgroup: the lanes split the head dimension and walk the
-// split's keys together, so every lane's state (its q and output slices, the running max
+// Workgroup (head, split, token), one subgroup: the lanes split the head dimension and walk
+// the split's keys together, so every lane's state (its q and output slices, the running max
 // and sum) stays in registers. A score is one subgroupAdd of the lanes' partial dots.
+// Token t of the batch (prefill; decode has t = 0 only) sits at step.pos + t, reads q from
+// row t (p.q_stride4 vec4s a row) and sees keys 0..=step.pos + t.
 @compute @workgroup_size(WG)
 fn decode_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let h = wid.x;
     let s = wid.y;
+    let t = wid.z;
+    if t >= min(step.n_tokens, p.n_tokens) {
+        return;
+    }
     let hd4 = p.hd4;
-    let seq = min(step.seq_len, p.max_ctx);
+    let seq = min(step.pos + t + 1u, p.max_ctx);
     let chunk = (seq + p.splits - 1u) / p.splits;
     let start = min(s * chunk, seq);
     let end = min(start + chunk, seq);
@@ -283,7 +290,7 @@ fn decode_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let c1 = min(i1, last);
     let c2 = min(i2, last);
     let c3 = min(i3, last);
-    let qb = h * hd4;
+    let qb = t * p.q_stride4 + h * hd4;
     let q0 = select(vec4<f32>(0.0), q[qb + c0] * p.scale, i0 < hd4);
     let q1 = select(vec4<f32>(0.0), q[qb + c1] * p.scale, i1 < hd4);
     let q2 = select(vec4<f32>(0.0), q[qb + c2] * p.scale, i2 < hd4);
@@ -332,7 +339,7 @@ fn decode_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         part_ml[h * p.splits + s] = vec2<f32>(m, l);
     }
 #else
-    let ob = qb;
+    let ob = (t * p.n_heads + h) * hd4;
     let inv = select(0.0, 1.0 / l, l > 0.0);
 #endif
     lane_out(ob, i0, hd4, a0 * inv);

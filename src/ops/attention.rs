@@ -277,6 +277,37 @@ impl Attention {
         if n_tokens == 0 {
             return Err(GpuError::shape(K, "q has no tokens"));
         }
+        let flops = 2 * (nh * hd * n_tokens * (n_tokens + 1)) as u64;
+        if let Some(size) = self.lanes(gpu) {
+            // CPU adapters: the decode kernel, a workgroup per (head, token), no barriers.
+            let key = PipelineKey {
+                shader: "attention",
+                entry: "decode_lanes",
+                flags: kv_flags(gpu, K, kv.k.dtype, &["LANES"])?,
+                overrides: vec![
+                    ("WG", size as i64),
+                    ("DPL", (hd / 4).div_ceil(size as usize) as i64),
+                ],
+            };
+            let kernel = gpu.kernel(K, &key, SINGLE_BINDINGS)?;
+            let params = AttnParams {
+                q_stride4: (q_heads * hd / 4) as u32,
+                ..self.params(max_ctx, 1, n_tokens)
+            };
+            let params = gpu.uniform(K, &params);
+            let b = [
+                step.as_entire_binding(),
+                params.as_entire_binding(),
+                q.binding(),
+                kv.k.binding(),
+                kv.v.binding(),
+                out.binding(),
+            ];
+            // Named for this op: the pipeline (and its name) is shared with decode.
+            return gpu
+                .dispatch(&kernel, &b, [nh as u32, 1, n_tokens as u32])
+                .map(|d| Dispatch { kernel: K, ..d }.with_flops(flops));
+        }
         let (bq, bk, nv) = prefill_tiles(hd);
         let key = PipelineKey {
             shader: "attention",
@@ -308,7 +339,7 @@ impl Attention {
             [blocks, self.n_kv_heads as u32, 1],
         )
         // QK^T and PV over the causal keys of a batch at position 0 (the plan is position-free).
-        .map(|d| d.with_flops(2 * (nh * hd * n_tokens * (n_tokens + 1)) as u64))
+        .map(|d| d.with_flops(flops))
     }
 
     /// CPU reference (f64 softmax): `q` [n_tokens, n_heads, head_dim] for tokens at `pos ..`,
