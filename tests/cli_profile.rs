@@ -67,6 +67,20 @@ fn profile_prints_kernel_table_and_totals() {
     ] {
         assert!(text.contains(needle), "no '{needle}' in:\n{text}");
     }
+    // Timestamps taken inside one pass are kept only when the decode kernels add up to no more
+    // than 110% of the pass (lavapipe's do not, and its profile falls back to a pass each).
+    if text.contains("timing: GPU timestamps between dispatches in one pass") {
+        let decode_sum = text
+            .lines()
+            .find(|l| l.starts_with("sum of kernels"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("a decode 'sum of kernels' row with a share");
+        assert!(
+            decode_sum <= 110.0,
+            "in-pass spans add up to {decode_sum}%:\n{text}"
+        );
+    }
 }
 
 #[test]

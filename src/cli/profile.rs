@@ -79,7 +79,7 @@ pub fn run(args: ProfileArgs) -> Result<()> {
             model.ctx()
         );
     }
-    let profiler = Profiler {
+    let mut profiler = Profiler {
         repeats: args.repeats.max(1),
         timestamps: args.method != Method::WallClock,
         inside_passes: args.method == Method::Auto,
@@ -105,6 +105,17 @@ pub fn run(args: ProfileArgs) -> Result<()> {
             .unwrap_or_default(),
     );
     let mut decode = profiler.run(gpu, &plan)?;
+    // Some drivers (lavapipe) write in-pass timestamps that do not bracket each dispatch: the
+    // spans then add up to well over the pass. Such numbers mislead, so measure again.
+    let rejected = inside_pass_mismatch(&decode);
+    if let Some(ratio) = rejected {
+        eprintln!(
+            "tokenmill: timestamps between dispatches summed to {:.0}% of the pass; timing a pass per dispatch instead",
+            100.0 * ratio
+        );
+        profiler.inside_passes = false;
+        decode = profiler.run(gpu, &plan)?;
+    }
     sequence_costs(model, &mut decode.timings, n, 1);
 
     // Prefill: the prompt's last chunk, at its own position, rewriting the same cache rows.
@@ -144,6 +155,7 @@ pub fn run(args: ProfileArgs) -> Result<()> {
             "adapter": gpu.desc.name,
             "backend": gpu.desc.backend,
             "method": sections[0].profile.method,
+            "inside_pass_sum_rejected": rejected,
             "repeats": profiler.repeats,
             "prompt_tokens": n,
             "sections": sections.iter().map(|s| serde_json::json!({
@@ -172,6 +184,14 @@ pub fn run(args: ProfileArgs) -> Result<()> {
         method.describe(),
         profiler.repeats
     )?;
+    if let Some(ratio) = rejected {
+        writeln!(
+            out,
+            "(timestamps between the dispatches of one pass summed to {:.0}% of the pass on \
+             this device, so each dispatch got its own pass)",
+            100.0 * ratio
+        )?;
+    }
     for s in &sections {
         out.push('\n');
         out.push_str(&table(s, model.cfg.n_layers));
@@ -194,6 +214,17 @@ pub fn run(args: ProfileArgs) -> Result<()> {
     }
     super::print(&out)
 }
+
+/// With in-pass timestamps, the kernels' sum over the pass they ran in, when it exceeds the
+/// pass by more than `INSIDE_PASS_SLACK` (the spans cannot be trusted then).
+fn inside_pass_mismatch(p: &Profile) -> Option<f64> {
+    let pass = p.step_gpu_us.filter(|&g| g > 0.0)?;
+    let ratio = p.kernel_sum_us() / pass;
+    (p.method == TimingMethod::InsidePass && ratio > INSIDE_PASS_SLACK).then_some(ratio)
+}
+
+/// How far in-pass kernel spans may add up past the pass (timestamp granularity and noise).
+const INSIDE_PASS_SLACK: f64 = 1.1;
 
 /// Write the ids and the `StepParams` a plan reads for `tokens` at position `pos`.
 fn write_step(gpu: &tokenmill::gpu::Gpu, model: &Llama, tokens: &[u32], pos: usize) {
