@@ -261,28 +261,24 @@ fn x_at(i: u32) -> vec4<f32> {
 }
 
 #if XBCAST
+// xs[o..o + 8] = v of lanes 0..7, by broadcast.
+fn spread8(xs: ptr<function, array<vec4<f32>, 16>>, o: u32, v: vec4<f32>) {
+    (*xs)[o] = subgroupBroadcast(v, 0u);
+    (*xs)[o + 1u] = subgroupBroadcast(v, 1u);
+    (*xs)[o + 2u] = subgroupBroadcast(v, 2u);
+    (*xs)[o + 3u] = subgroupBroadcast(v, 3u);
+    (*xs)[o + 4u] = subgroupBroadcast(v, 4u);
+    (*xs)[o + 5u] = subgroupBroadcast(v, 5u);
+    (*xs)[o + 6u] = subgroupBroadcast(v, 6u);
+    (*xs)[o + 7u] = subgroupBroadcast(v, 7u);
+}
+
 // xs[0..UX] = x vec4s from `base`: lane k of each 8 loads vec4s k (and 8 + k when UX = 16),
 // then every vec4 is broadcast from the lane that has it.
 fn x_shared(xs: ptr<function, array<vec4<f32>, 16>>, base: u32, k: u32) {
-    let a = x_at(base + k);
-    (*xs)[0] = subgroupBroadcast(a, 0u);
-    (*xs)[1] = subgroupBroadcast(a, 1u);
-    (*xs)[2] = subgroupBroadcast(a, 2u);
-    (*xs)[3] = subgroupBroadcast(a, 3u);
-    (*xs)[4] = subgroupBroadcast(a, 4u);
-    (*xs)[5] = subgroupBroadcast(a, 5u);
-    (*xs)[6] = subgroupBroadcast(a, 6u);
-    (*xs)[7] = subgroupBroadcast(a, 7u);
+    spread8(xs, 0u, x_at(base + k));
 #if PAIRED
-    let b = x_at(base + 8u + k);
-    (*xs)[8] = subgroupBroadcast(b, 0u);
-    (*xs)[9] = subgroupBroadcast(b, 1u);
-    (*xs)[10] = subgroupBroadcast(b, 2u);
-    (*xs)[11] = subgroupBroadcast(b, 3u);
-    (*xs)[12] = subgroupBroadcast(b, 4u);
-    (*xs)[13] = subgroupBroadcast(b, 5u);
-    (*xs)[14] = subgroupBroadcast(b, 6u);
-    (*xs)[15] = subgroupBroadcast(b, 7u);
+    spread8(xs, 8u, x_at(base + 8u + k));
 #endif
 }
 #endif
@@ -333,9 +329,10 @@ fn matvec(
     var xs: array<vec4<f32>, 16>;
 #if NORM
 #if XBCAST
-    // Sum of squares: each subgroup covers all of x, so no barrier is needed.
+    // Sum of squares: each subgroup covers all of x, so no barrier is needed. A subgroup
+    // larger than the workgroup has only WG invocations.
     var part = vec4<f32>(0.0);
-    for (var i = sg_lane; i < p.cols4; i += sg_size) {
+    for (var i = sg_lane; i < p.cols4; i += min(sg_size, WG)) {
         let v = x[i];
         part += v * v;
     }

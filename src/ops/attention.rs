@@ -128,6 +128,13 @@ impl Attention {
             .then_some(min)
     }
 
+    /// The lanes kernel's overrides for subgroups of `size`: its workgroup, and the vec4s of
+    /// the head each lane holds.
+    fn lanes_overrides(&self, size: u32) -> Vec<(&'static str, i64)> {
+        let dpl = (self.head_dim / 4).div_ceil(size as usize);
+        vec![("WG", size as i64), ("DPL", dpl as i64)]
+    }
+
     /// Check the head counts and the caches; returns max_ctx.
     fn check(&self, kernel: &'static str, kv: &KvLayer) -> Result<usize> {
         let (k_cache, v_cache) = (&kv.k, &kv.v);
@@ -192,14 +199,7 @@ impl Attention {
         let single = split == Split::Single || (split == Split::Auto && splits == 1);
         // CPU adapters with a fixed subgroup size: one subgroup per workgroup, no barriers.
         let (entry, base_flag, overrides) = match self.lanes(gpu) {
-            Some(size) => {
-                let dpl = (hd / 4).div_ceil(size as usize) as i64;
-                (
-                    "decode_lanes",
-                    "LANES",
-                    vec![("WG", size as i64), ("DPL", dpl)],
-                )
-            }
+            Some(size) => ("decode_lanes", "LANES", self.lanes_overrides(size)),
             None => ("decode", "DECODE", vec![("WG", WG_DECODE as i64)]),
         };
         let params = gpu.uniform(K, &self.params(max_ctx, splits, 1));
@@ -277,69 +277,61 @@ impl Attention {
         if n_tokens == 0 {
             return Err(GpuError::shape(K, "q has no tokens"));
         }
-        let flops = 2 * (nh * hd * n_tokens * (n_tokens + 1)) as u64;
-        if let Some(size) = self.lanes(gpu) {
-            // CPU adapters: the decode kernel, a workgroup per (head, token), no barriers.
-            let key = PipelineKey {
-                shader: "attention",
-                entry: "decode_lanes",
-                flags: kv_flags(gpu, K, kv.k.dtype, &["LANES"])?,
-                overrides: vec![
-                    ("WG", size as i64),
-                    ("DPL", (hd / 4).div_ceil(size as usize) as i64),
-                ],
-            };
-            let kernel = gpu.kernel(K, &key, SINGLE_BINDINGS)?;
-            let params = AttnParams {
-                q_stride4: (q_heads * hd / 4) as u32,
-                ..self.params(max_ctx, 1, n_tokens)
-            };
-            let params = gpu.uniform(K, &params);
-            let b = [
-                step.as_entire_binding(),
-                params.as_entire_binding(),
-                q.binding(),
-                kv.k.binding(),
-                kv.v.binding(),
-                out.binding(),
-            ];
-            // Named for this op: the pipeline (and its name) is shared with decode.
-            return gpu
-                .dispatch(&kernel, &b, [nh as u32, 1, n_tokens as u32])
-                .map(|d| Dispatch { kernel: K, ..d }.with_flops(flops));
-        }
-        let (bq, bk, nv) = prefill_tiles(hd);
-        let key = PipelineKey {
-            shader: "attention",
-            entry: "prefill",
-            flags: kv_flags(gpu, K, kv.k.dtype, &["PREFILL"])?,
-            overrides: vec![("WG", WG_PREFILL as i64)],
-        };
-        let kernel = gpu.kernel(K, &key, SINGLE_BINDINGS)?;
-        let params = AttnParams {
-            bq: bq as u32,
-            bk: bk as u32,
-            nv: nv as u32,
+        let base = AttnParams {
             q_stride4: (q_heads * hd / 4) as u32,
             ..self.params(max_ctx, 1, n_tokens)
         };
+        // CPU adapters: the decode kernel, a workgroup per (head, token), no barriers. Else the
+        // tiled kernel, a workgroup per (block of query rows, kv head).
+        let (entry, flag, overrides, params, grid) = match self.lanes(gpu) {
+            Some(size) => (
+                "decode_lanes",
+                "LANES",
+                self.lanes_overrides(size),
+                base,
+                [nh as u32, 1, n_tokens as u32],
+            ),
+            None => {
+                let (bq, bk, nv) = prefill_tiles(hd);
+                let rows = n_tokens * (nh / self.n_kv_heads);
+                let params = AttnParams {
+                    bq: bq as u32,
+                    bk: bk as u32,
+                    nv: nv as u32,
+                    ..base
+                };
+                let blocks = rows.div_ceil(bq).max(1) as u32;
+                let overrides = vec![("WG", WG_PREFILL as i64)];
+                (
+                    "prefill",
+                    "PREFILL",
+                    overrides,
+                    params,
+                    [blocks, self.n_kv_heads as u32, 1],
+                )
+            }
+        };
+        let key = PipelineKey {
+            shader: "attention",
+            entry,
+            flags: kv_flags(gpu, K, kv.k.dtype, &[flag])?,
+            overrides,
+        };
+        let kernel = gpu.kernel(K, &key, SINGLE_BINDINGS)?;
         let params = gpu.uniform(K, &params);
-        let rows = n_tokens * (nh / self.n_kv_heads);
-        let blocks = rows.div_ceil(bq).max(1) as u32;
-        gpu.dispatch(
-            &kernel,
-            &[
-                step.as_entire_binding(),
-                params.as_entire_binding(),
-                q.binding(),
-                kv.k.binding(),
-                kv.v.binding(),
-                out.binding(),
-            ],
-            [blocks, self.n_kv_heads as u32, 1],
-        )
+        let b = [
+            step.as_entire_binding(),
+            params.as_entire_binding(),
+            q.binding(),
+            kv.k.binding(),
+            kv.v.binding(),
+            out.binding(),
+        ];
         // QK^T and PV over the causal keys of a batch at position 0 (the plan is position-free).
-        .map(|d| d.with_flops(flops))
+        let flops = 2 * (nh * hd * n_tokens * (n_tokens + 1)) as u64;
+        // Named for this op: the lanes pipeline (and so its name) is shared with decode.
+        gpu.dispatch(&kernel, &b, grid)
+            .map(|d| Dispatch { kernel: K, ..d }.with_flops(flops))
     }
 
     /// CPU reference (f64 softmax): `q` [n_tokens, n_heads, head_dim] for tokens at `pos ..`,
