@@ -1,4 +1,4 @@
-// variants: FMT_F32 FMT_F16 FMT_Q8_0 FMT_Q4_0 FMT_Q4_1
+// variants: FMT_F32 FMT_F16 FMT_Q8_0 FMT_Q4_0 FMT_Q4_1 FMT_Q8_0+GROUPED FMT_Q4_1+GROUPED
 // Embedding gather: out[t] = dequantized table row ids[t], one workgroup per token.
 // The table may be split into row chunks: this dispatch holds rows [row_start, row_start + rows)
 // and writes only the tokens whose id falls there; the dispatch of the last chunk also writes
@@ -7,6 +7,7 @@
 // always read as u32 words. Quantized blocks are only 2-byte aligned, so bytes and f16s are cut
 // out with shifts. f16 goes through unpack2x16float on every device: a gather does no f16
 // arithmetic that SHADER_F16 could speed up.
+// GROUPED (q8_0 / q4_1): the table is in row groups of 16 (src/gpu/chunked.rs).
 // Bindings: 0 params (uniform), 1 ids (read), 2 table chunk (read), 3 out (read_write).
 
 struct Params {
@@ -38,27 +39,38 @@ fn half_at(o: u32) -> f32 {
     return unpack2x16float(select(w, w >> 16u, (o & 2u) != 0u)).x;
 }
 
-// Element e of the row starting at byte `r`.
-fn load(r: u32, e: u32) -> f32 {
+// Byte offset of block kb of chunk row `row`, blocks of `bytes` bytes.
+fn block_at(row: u32, kb: u32, bytes: u32) -> u32 {
+#if GROUPED
+    // Units of two blocks; unit u of row g * 16 + r sits at unit slot (g * units + u) * 16 + r.
+    let slot = ((row >> 4u) * (p.dim >> 6u) + (kb >> 1u)) * 16u + (row & 15u);
+    return (2u * slot + (kb & 1u)) * bytes;
+#else
+    return row * p.row_bytes + kb * bytes;
+#endif
+}
+
+// Element e of chunk row `row`.
+fn load(row: u32, e: u32) -> f32 {
 #if FMT_F32
-    return bitcast<f32>(table[(r >> 2u) + e]);
+    return bitcast<f32>(table[row * (p.row_bytes >> 2u) + e]);
 #endif
 #if FMT_F16
-    return half_at(r + 2u * e);
+    return half_at(row * p.row_bytes + 2u * e);
 #endif
 #if FMT_Q8_0
-    let b = r + (e >> 5u) * 34u;
+    let b = block_at(row, e >> 5u, 34u);
     let q = i32(byte_at(b + 2u + (e & 31u)) << 24u) >> 24u;
     return half_at(b) * f32(q);
 #endif
 #if FMT_Q4_0
-    let b = r + (e >> 5u) * 18u;
+    let b = block_at(row, e >> 5u, 18u);
     let j = e & 31u;
     let q = (byte_at(b + 2u + (j & 15u)) >> select(0u, 4u, j >= 16u)) & 15u;
     return half_at(b) * (f32(q) - 8.0);
 #endif
 #if FMT_Q4_1
-    let b = r + (e >> 5u) * 20u;
+    let b = block_at(row, e >> 5u, 20u);
     let j = e & 31u;
     let q = (byte_at(b + 4u + (j & 15u)) >> select(0u, 4u, j >= 16u)) & 15u;
     return half_at(b) * f32(q) + half_at(b + 2u);
@@ -78,9 +90,9 @@ fn embed(
     let id = ids[t];
     let o = t * p.dim;
     if id >= p.row_start && id - p.row_start < p.rows {
-        let r = (id - p.row_start) * p.row_bytes;
+        let row = id - p.row_start;
         for (var e = lid; e < p.dim; e += WG) {
-            out[o + e] = load(r, e);
+            out[o + e] = load(row, e);
         }
     } else if p.last == 1u && id >= p.row_start + p.rows {
         for (var e = lid; e < p.dim; e += WG) {

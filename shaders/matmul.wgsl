@@ -4,6 +4,7 @@
 // variants: A_F16+A_VEC+RAW_A+Q8_0+TILE_F16+F16 C_F16+Q4_1+A_VEC+TILE_F16+F16
 // variants: Q4_1+A_VEC+TM8+SG_A+TILE_F16+SOFT_PACK+F16+SUBGROUP Q8_0+A_VEC+TM8+SG_A+TILE_F16+SOFT_PACK+F16+SUBGROUP
 // variants: W_F16+PLAIN_W+A_VEC+W_VEC+RAW_W+TM8+SG_A+TILE_F16+SOFT_PACK+F16+SUBGROUP
+// variants: Q4_1+A_VEC+TM8+SG_A+TILE_F16+SOFT_PACK+F16+SUBGROUP+GROUPED Q8_0+A_VEC+GROUPED
 // Tiled matmul: C[M, N] (+)= A[M, K] · W[N, K]^T, one dispatch per row chunk of W.
 // W (GGUF layout, one chunk of rows) is dequantized while its tile loads into workgroup memory.
 // Bindings: 0 params (uniform), 1 a (read), 2 w chunk (read), 3 c (read_write).
@@ -16,7 +17,8 @@
 //         adapters, which run every lane-varying load one lane at a time; needs SUBGROUP;
 //   TILE_F16: tiles hold f16 (8 per entry): half the workgroup memory and loads;
 //   SOFT_PACK: convert to f16 with integer ops (CPU adapters emulate pack2x16float slowly);
-//   F16_MATH: f16 products in 4-term sums added to f32 accumulators; needs F16 and TILE_F16.
+//   F16_MATH: f16 products in 4-term sums added to f32 accumulators; needs F16 and TILE_F16;
+//   GROUPED (q8_0 / q4_1): W is in row groups of 16 (src/gpu/chunked.rs), not row-major.
 // Tiles are vec4<u32> entries along K: 4 f32 bit patterns, or 8 f16 with TILE_F16. Entry u of
 // row r sits at ta[u * BM + r] (A) and tw[u * BN + c] (W), so lanes read adjacent entries.
 
@@ -246,17 +248,37 @@ fn load_w_item(lc: u32, g: u32, n0: u32, k0: u32) {
 #endif
 }
 #else
+#if Q8_0
+const BLOCK_BYTES: u32 = 34u;
+#endif
+#if Q4_0
+const BLOCK_BYTES: u32 = 18u;
+#endif
+#if Q4_1
+const BLOCK_BYTES: u32 = 20u;
+#endif
+
+// Byte offset of block kb of W row `col` in the chunk.
+fn block_byte(col: u32, kb: u32) -> u32 {
+#if GROUPED
+    // Units of two blocks; unit u of row g * 16 + r sits at unit slot (g * units + u) * 16 + r.
+    let slot = ((col >> 4u) * (p.k >> 6u) + (kb >> 1u)) * 16u + (col & 15u);
+    return (2u * slot + (kb & 1u)) * BLOCK_BYTES;
+#else
+    return (col * (p.k >> 5u) + kb) * BLOCK_BYTES;
+#endif
+}
+
 // Block bt of the tile (32 values from K offset k0 + 32·bt) of tile column lc.
 fn load_w_item(lc: u32, bt: u32, n0: u32, k0: u32) {
     let col = n0 + lc;
     let bn = WG_N * TN;
     let k = k0 + 32u * bt;
     var v: array<vec4<f32>, 8>;
-    let blk = col * (p.k >> 5u) + (k >> 5u);
+    let b = block_byte(col, k >> 5u);
     if col < p.n_rows && k < p.k {
 #if Q8_0
         // 34 bytes: f16 d, 32 x i8.
-        let b = blk * 34u;
         let i0 = b >> 2u;
         let odd = (b & 2u) != 0u;
         let x0 = w[i0];
@@ -281,7 +303,6 @@ fn load_w_item(lc: u32, bt: u32, n0: u32, k0: u32) {
 #if Q4_0
         // 18 bytes: f16 d, 16 bytes; byte j holds element j (low nibble) and j+16 (high);
         // x = d * (q - 8).
-        let b = blk * 18u;
         let i0 = b >> 2u;
         let odd = (b & 2u) != 0u;
         // The 5th word reaches 2 bytes past the block only when it is not `odd`, and stays in
@@ -296,7 +317,7 @@ fn load_w_item(lc: u32, bt: u32, n0: u32, k0: u32) {
 #endif
 #if Q4_1
         // 20 bytes (4-aligned): f16 d, f16 m, 16 bytes of nibbles as in Q4_0; x = d * q + m.
-        let i0 = blk * 5u;
+        let i0 = b >> 2u;
         let dm = unpack2x16float(w[i0]);
         v = q4_block(w[i0 + 1u], w[i0 + 2u], w[i0 + 3u], w[i0 + 4u], dm.x, dm.y);
 #endif

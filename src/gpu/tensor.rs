@@ -150,7 +150,7 @@ impl GpuTensor {
 }
 
 impl Gpu {
-    fn check_size(&self, kernel: &'static str, bytes: u64) -> Result<()> {
+    pub(crate) fn check_size(&self, kernel: &'static str, bytes: u64) -> Result<()> {
         let max = self.caps.max_binding();
         if bytes > max {
             return Err(GpuError::TooLarge {
@@ -343,89 +343,5 @@ impl Gpu {
     pub fn read_f16(&self, t: &GpuTensor) -> Result<Vec<half::f16>> {
         let b = pollster::block_on(self.read_bytes(t))?;
         Ok(bytemuck::pod_collect_to_vec(&b))
-    }
-}
-
-/// A 2-D tensor `[rows, cols]` split along rows into chunks that each fit one storage binding.
-/// Kernels run once per chunk with the chunk's first row as an offset.
-#[derive(Clone, Debug)]
-pub struct ChunkedTensor {
-    pub shape: [usize; 2],
-    pub dtype: DType,
-    /// (first row, chunk) pairs, in order.
-    pub chunks: Vec<(usize, GpuTensor)>,
-}
-
-impl ChunkedTensor {
-    pub fn nbytes(&self) -> u64 {
-        self.chunks.iter().map(|(_, c)| c.nbytes()).sum()
-    }
-}
-
-impl Gpu {
-    /// Upload a `[rows, cols]` tensor, split by rows so each chunk fits a storage binding.
-    pub fn upload_chunked(
-        &self,
-        name: &'static str,
-        shape: [usize; 2],
-        dtype: DType,
-        bytes: &[u8],
-    ) -> Result<ChunkedTensor> {
-        self.upload_chunked_by(name, shape, dtype, bytes, 1)
-    }
-
-    /// `upload_chunked` with every chunk starting at a multiple of `row_multiple` (e.g. 2 for
-    /// interleaved row pairs that must not be split).
-    pub fn upload_chunked_by(
-        &self,
-        name: &'static str,
-        shape: [usize; 2],
-        dtype: DType,
-        bytes: &[u8],
-        row_multiple: usize,
-    ) -> Result<ChunkedTensor> {
-        let [rows, cols] = shape;
-        let row_bytes = dtype.bytes_for(cols).ok_or_else(|| {
-            GpuError::shape(
-                name,
-                format!(
-                    "{cols} columns is not a whole number of {} blocks",
-                    dtype.name()
-                ),
-            )
-        })?;
-        if bytes.len() != rows * row_bytes {
-            return Err(GpuError::shape(
-                name,
-                format!(
-                    "{} bytes given for [{rows}, {cols}] {}, expected {}",
-                    bytes.len(),
-                    dtype.name(),
-                    rows * row_bytes
-                ),
-            ));
-        }
-        let max = self.caps.max_binding() as usize;
-        let m = row_multiple.max(1);
-        let per_chunk = (max / row_bytes.max(1) / m * m).max(m);
-        if row_bytes > max {
-            self.check_size(name, row_bytes as u64)?;
-        }
-        let mut chunks = Vec::new();
-        let mut start = 0;
-        while start < rows || (rows == 0 && chunks.is_empty()) {
-            let n = per_chunk.min(rows - start);
-            let part = &bytes[start * row_bytes..(start + n) * row_bytes];
-            chunks.push((start, self.upload(name, &[n, cols], dtype, part)?));
-            start += n;
-            if rows == 0 {
-                break;
-            }
-        }
-        Ok(ChunkedTensor {
-            shape,
-            dtype,
-            chunks,
-        })
     }
 }

@@ -74,22 +74,26 @@ impl Embedding {
                 format!("[{n_tokens}, {dim}] or vocab {vocab} exceeds u32 indexing"),
             ));
         }
+        let mut flags = Flags::from([flag]);
+        if table.grouped() {
+            flags.insert("GROUPED");
+        }
         let key = PipelineKey {
             shader: "embed",
             entry: "embed",
-            flags: Flags::from([flag]),
+            flags,
             overrides: vec![("WG", WG as i64)],
         };
         let kernel = gpu.kernel(K, &key, BINDINGS)?;
         let n_chunks = table.chunks.len();
         let mut dispatches = Vec::with_capacity(n_chunks);
-        for (c, (start, chunk)) in table.chunks.iter().enumerate() {
-            let rows = chunk.shape[0];
-            chunk.expect(K, "table chunk", &[rows, dim], &[table.dtype])?;
+        for (c, (start, rows, chunk)) in table.parts().enumerate() {
+            let stored = rows.div_ceil(table.group) * table.group;
+            chunk.expect(K, "table chunk", &[stored, dim], &[table.dtype])?;
             let params = Params {
                 n_tokens: n_tokens as u32,
                 dim: dim as u32,
-                row_start: *start as u32,
+                row_start: start as u32,
                 rows: rows as u32,
                 row_bytes: row_bytes as u32,
                 last: (c + 1 == n_chunks) as u32,

@@ -282,6 +282,9 @@ impl MatMul {
         }
 
         let mut extra = vec![w_flag];
+        if w.grouped() {
+            extra.push("GROUPED");
+        }
         if !w.dtype.is_quantized() {
             extra.push("PLAIN_W");
         }
@@ -347,8 +350,7 @@ impl MatMul {
         let kernel = gpu.kernel(K, &key, BINDINGS)?;
         let tiles_m = m.div_ceil(tune.bm() as usize);
         let mut out = Vec::with_capacity(w.chunks.len());
-        for (start, chunk) in &w.chunks {
-            let rows = chunk.shape[0];
+        for (start, rows, chunk) in w.parts() {
             if rows == 0 {
                 continue;
             }
@@ -358,7 +360,7 @@ impl MatMul {
                     m: m as u32,
                     n: n as u32,
                     k: k as u32,
-                    n_off: *start as u32,
+                    n_off: start as u32,
                     n_rows: rows as u32,
                     accumulate: self.accumulate as u32,
                     _pad: [0; 2],

@@ -181,23 +181,24 @@ pub fn host_threads() -> usize {
 struct Layout {
     flag: &'static str,
     paired: bool,
-    /// W is read as u64 words (for q4_1 `row_words` counts those; q8_0 keeps u32 words).
+    /// W is grouped (`ChunkedTensor::grouped`) and read as u64 words: units are addressed by
+    /// row group, and `row_words` is unused.
     int64: bool,
     units: u32,
     row_words: u32,
     blocks: u32,
 }
 
-/// `wide`: 64-bit loads are available, pay off (CPU adapters with SHADER_INT64) and every chunk
-/// is a whole number of u64 words.
-fn layout(dtype: DType, cols: usize, wide: bool) -> Layout {
+/// `grouped`: W is stored in row groups (q4_1 / q8_0 with an even block count on CPU adapters
+/// with SHADER_INT64), which the shader reads as u64 words.
+fn layout(dtype: DType, cols: usize, grouped: bool) -> Layout {
     let nb = (cols / 32) as u32;
-    let int64 = wide && matches!(dtype, DType::Q4_1 | DType::Q8_0) && nb.is_multiple_of(2);
+    let int64 = grouped;
     let paired = int64 || (matches!(dtype, DType::Q8_0 | DType::Q4_0) && nb.is_multiple_of(2));
     let (flag, units, row_words) = match dtype {
         DType::F32 => ("F32W", nb, cols as u32),
         DType::F16 => ("F16W", nb, cols as u32 / 2),
-        DType::Q4_1 if int64 => ("Q4_1", nb / 2, nb / 2 * 5),
+        DType::Q4_1 if int64 => ("Q4_1", nb / 2, 0),
         DType::Q4_1 => ("Q4_1", nb, nb * 5),
         DType::Q4_0 if paired => ("Q4_0", nb / 2, nb / 2 * 9),
         DType::Q8_0 if paired => ("Q8_0", nb / 2, nb / 2 * 17),
@@ -286,10 +287,7 @@ impl QMatVec {
         if let Some((nw, _)) = fused.norm {
             nw.expect(K, "norm weight", &[cols], &[DType::F32])?;
         }
-        let wide = gpu.caps.int64
-            && gpu.desc.software
-            && w.chunks.iter().all(|(_, c)| c.nbytes().is_multiple_of(8));
-        let lay = layout(w.dtype, cols, wide);
+        let lay = layout(w.dtype, cols, w.grouped());
         let mut extra = vec![lay.flag];
         if lay.paired {
             extra.push("PAIRED");
@@ -324,12 +322,16 @@ impl QMatVec {
         let kernel = gpu.kernel(K, &key, bindings)?;
         let mut out = Vec::with_capacity(w.chunks.len());
         let mut next_row = 0;
-        for (start, chunk) in &w.chunks {
-            let n = chunk.shape[0];
-            if *start != next_row || chunk.shape != [n, cols] || chunk.dtype != w.dtype {
+        for (start, n, chunk) in w.parts() {
+            if start != next_row
+                || chunk.shape.len() != 2
+                || chunk.shape[0] < n
+                || chunk.shape[1] != cols
+                || chunk.dtype != w.dtype
+            {
                 return Err(GpuError::shape(
                     K,
-                    format!("chunk at row {start} is {:?} {}, expected rows from {next_row} of {cols} columns {}", chunk.shape, chunk.dtype.name(), w.dtype.name()),
+                    format!("chunk at row {start} is {:?} {}, expected {n} rows from {next_row} of {cols} columns {}", chunk.shape, chunk.dtype.name(), w.dtype.name()),
                 ));
             }
             if fused.glu && !start.is_multiple_of(2) {
@@ -352,7 +354,7 @@ impl QMatVec {
             }
             let params = Params {
                 rows: n as u32,
-                row_offset: *start as u32,
+                row_offset: start as u32,
                 units: lay.units,
                 row_words: lay.row_words,
                 blocks: lay.blocks,
