@@ -192,7 +192,7 @@ fn decode_case(t: &TestGpu, a: Attention, max_ctx: usize, splits: &[Split], q_sc
         let want_passes = match split {
             Split::Single => 1,
             Split::Splits(_) => 2,
-            Split::Auto => 1 + (Attention::auto_splits(max_ctx) > 1) as usize,
+            Split::Auto => 1 + (a.preset_splits(gpu, max_ctx) > 1) as usize,
         };
         assert_eq!(dispatches.len(), want_passes, "{split:?}");
         for seq_len in [1usize, 17, 300, 1, max_ctx] {

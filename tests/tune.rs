@@ -258,7 +258,7 @@ fn deleted_cache_gives_presets() {
         let attn = Attention::new(9, 3, 64);
         assert_eq!(
             tune::attention_splits(gpu, &attn, 2048),
-            Attention::auto_splits(2048)
+            attn.preset_splits(gpu, 2048)
         );
     });
     let _ = std::fs::remove_dir_all(&dir);
@@ -308,7 +308,7 @@ fn lookups_match_exactly_and_skip_invalid_choices() {
         assert_eq!(tune::attention_splits(gpu, &attn, 512), 4);
         assert_eq!(
             tune::attention_splits(gpu, &attn, 1024),
-            Attention::auto_splits(1024)
+            attn.preset_splits(gpu, 1024)
         );
         // Zero splits cannot run: the rule applies.
         let small = Attention::new(4, 2, 16);

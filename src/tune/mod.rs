@@ -134,13 +134,13 @@ impl Tuning {
 }
 
 /// Split count for decode attention with `Split::Auto`: the device's tuned choice for this
-/// shape when it has one the device can run, else `Attention::auto_splits`.
+/// shape when it has one the device can run, else `Attention::preset_splits`.
 pub fn attention_splits(gpu: &Gpu, attn: &Attention, max_ctx: usize) -> u32 {
     let max = gpu.caps.limits.max_compute_workgroups_per_dimension;
     gpu.tuning()
         .attention(AttnShape::of(attn, max_ctx))
         .filter(|&s| (1..=max).contains(&s))
-        .unwrap_or_else(|| Attention::auto_splits(max_ctx))
+        .unwrap_or_else(|| attn.preset_splits(gpu, max_ctx))
 }
 
 /// What identifies a device and kernel set for the cache: a new driver, another adapter, an

@@ -644,7 +644,7 @@ pub fn tune_attention(
     } = shape;
     let attn = Attention::new(nh, nkv, hd);
     let max = gpu.caps.limits.max_compute_workgroups_per_dimension;
-    let mut cands = vec![Attention::auto_splits(max_ctx)];
+    let mut cands = vec![attn.preset_splits(gpu, max_ctx)];
     cands.extend(
         opts.split_candidates
             .clone()
