@@ -1,4 +1,6 @@
 // variants: F32W F16W Q8_0 Q8_0+PAIRED Q4_0 Q4_0+PAIRED Q4_1 Q4_1+NORM Q4_1+GLU Q4_1+NORM+GLU Q8_0+PAIRED+NORM+GLU F16W+NORM Q4_0+NORM+GLU Q4_1+PAIRED+INT64 Q4_1+PAIRED+INT64+NORM+GLU Q8_0+PAIRED+INT64 Q8_0+PAIRED+INT64+NORM+GLU Q4_1+PAIRED+INT64+SUBGROUP+XBCAST Q4_1+PAIRED+INT64+NORM+GLU+SUBGROUP+XBCAST Q8_0+PAIRED+INT64+NORM+SUBGROUP+XBCAST Q4_0+SUBGROUP+XBCAST F16W+NORM+SUBGROUP+XBCAST
+// variants: Q4_1+NORM+ROPE_KV Q8_0+PAIRED+NORM+ROPE_KV Q4_1+PAIRED+INT64+NORM+SUBGROUP+XBCAST+ROPE_KV
+// variants-f16: Q4_1+PAIRED+INT64+NORM+SUBGROUP+XBCAST+ROPE_KV+KV_F16 Q8_0+PAIRED+NORM+ROPE_KV+KV_F16
 // Matrix-vector product y[row_offset + r] (+)= sum_c W[r, c] * x[c] for one row chunk of W.
 // Bindings: 0 params (uniform), 1 W (read, raw GGUF bytes as u32 words), 2 x (read, f32),
 // 3 y (read_write, f32).
@@ -14,6 +16,12 @@
 // (read, f32). GLU (R even): rows come in (gate, up) pairs and y[(row_offset + r) / 2] gets
 // silu(gate) * up, so a SwiGLU feed-forward's gate, up and activation are one dispatch.
 // XBCAST (TPR = 1, subgroups of 8 or more): x is loaded a share per lane and broadcast.
+// ROPE_KV (TPR = 1, R even, NORM, W a fused [q; k; v] projection): decode's RoPE and KV store
+// as the epilogue, instead of a rope_kv dispatch. Each thread holds row pairs (2j, 2j + 1),
+// which interleaved RoPE rotates together: q rows go to y rotated, k rows rotated and v rows
+// as they are into the caches at position step.pos (see rope_kv.wgsl). Bindings 5 rope params
+// (uniform), 6 step (uniform), 7 freqs (read), 8 k cache, 9 v cache (read_write, f16 with
+// KV_F16, else f32; [n_kv_heads, max_ctx, head_dim]).
 
 struct Params {
     rows: u32,       // rows in this chunk
@@ -325,6 +333,65 @@ fn store_pair(row: u32, gate: f32, up: f32) {
 var<workgroup> pair_sums: array<f32, MAX_R>;
 #endif
 
+#if ROPE_KV
+struct RopeParams {
+    head_dim: u32,
+    half_rot: u32, // rotated pairs per head
+    q_rows: u32,   // n_heads * head_dim
+    k_rows: u32,   // n_kv_heads * head_dim
+    max_ctx: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }
+#if KV_F16
+alias kv2 = vec2<f16>;
+#else
+alias kv2 = vec2<f32>;
+#endif
+@group(0) @binding(5) var<uniform> rp: RopeParams;
+@group(0) @binding(6) var<uniform> step: StepParams;
+@group(0) @binding(7) var<storage, read> freqs: array<vec2<f32>>;
+@group(0) @binding(8) var<storage, read_write> kc: array<kv2>;
+@group(0) @binding(9) var<storage, read_write> vc: array<kv2>;
+
+const TAU: f32 = 6.283185307179586;
+
+// Rows (row, row + 1) of the [q; k; v] output, row even: rotated when they are a rotated pair
+// of q or k, then stored to y (q) or the caches (k, v).
+fn store_rope_pair(row: u32, a: f32, b: f32) {
+    let pos = step.pos;
+    if row >= p.rows || pos >= rp.max_ctx {
+        return;
+    }
+    let g = p.row_offset + row;
+    let d = g % rp.head_dim;
+    let qk = rp.q_rows + rp.k_rows;
+    var v = vec2<f32>(a, b);
+    if g < qk && d / 2u < rp.half_rot {
+        // As rope.wgsl: the angle from exact turns, reduced to [-pi, pi].
+        let f = freqs[d / 2u];
+        let fpos = f32(pos);
+        let turns = fract(fpos * f.x) + fract(fpos * f.y);
+        let angle = (turns - round(turns)) * TAU;
+        let c = cos(angle);
+        let s = sin(angle);
+        v = vec2<f32>(a * c - b * s, a * s + b * c);
+    }
+    if g < rp.q_rows {
+        y[g] = v.x;
+        y[g + 1u] = v.y;
+    } else if g < qk {
+        let kh = (g - rp.q_rows) / rp.head_dim;
+        kc[((kh * rp.max_ctx + pos) * rp.head_dim + d) / 2u] = kv2(v);
+    } else {
+        let vh = (g - qk) / rp.head_dim;
+        vc[((vh * rp.max_ctx + pos) * rp.head_dim + d) / 2u] = kv2(v);
+    }
+}
+#endif
+
 @compute @workgroup_size(WG)
 fn matvec(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -397,6 +464,12 @@ fn matvec(
     }
 
     if TPR == 1u {
+#if ROPE_KV
+        for (var r = 0u; r < R; r += 2u) {
+            store_rope_pair(first + r, acc[r], acc[r + 1u]);
+        }
+        return;
+#endif
 #if GLU
         for (var r = 0u; r < R; r += 2u) {
             store_pair(first + r, acc[r], acc[r + 1u]);

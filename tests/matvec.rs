@@ -147,6 +147,7 @@ fn matvec_fused_norm_and_glu() {
                 accumulate,
                 norm: norm.then_some((&gn, eps)),
                 glu,
+                ..Default::default()
             };
             let d = QMatVec::prepare_fused(gpu, &w, &gx, &gy, fused, tune).unwrap();
             gpu.run(&d).unwrap();

@@ -8,7 +8,7 @@ use crate::ops::matmul::MatMul;
 use crate::ops::matvec::{Fused, MatVecTune, QMatVec};
 use crate::ops::norm::RmsNorm;
 use crate::ops::rope::{Rope, RopeConfig, RopeStyle};
-use crate::ops::rope_kv::QkvLayout;
+use crate::ops::rope_kv::{QkvLayout, RopeKv};
 use crate::ops::topk::{Argmax, TopK};
 use crate::ops::{Elementwise, StepParams};
 use crate::sampling::LogitsNeed;
@@ -63,7 +63,7 @@ impl Llama {
         fused: Fused<'_>,
     ) -> Result<Vec<Dispatch>> {
         let tune = MatVecTune::for_shape(gpu, w.dtype, w.shape[0], w.shape[1]);
-        let tune = if fused.glu { tune.even() } else { tune };
+        let tune = if fused.pairs() { tune.even() } else { tune };
         Ok(QMatVec::prepare_fused(gpu, w, x, y, fused, tune)?)
     }
 
@@ -92,11 +92,32 @@ impl Llama {
             accumulate: true,
             ..Default::default()
         };
+        // RoPE and the KV store as the QKV matvec's epilogue where its threads own row pairs
+        // (CPU adapters): one dispatch a layer fewer.
+        let qkv_epilogue = rope.cfg.style == RopeStyle::Interleaved
+            && self.weights.layers.first().is_some_and(|w| {
+                let [rows, cols] = w.wqkv.shape;
+                MatVecTune::for_shape(gpu, w.wqkv.dtype, rows, cols).tpr == 1
+            });
         let mut plan = Embedding::prepare(gpu, &view(&a.ids, &[1]), &self.weights.token_embd, &x1)?;
         for (l, w) in self.weights.layers.iter().enumerate() {
             let layer = &self.kv.layers[l];
-            plan.extend(self.fused_matvec(gpu, &w.wqkv, &x, &qkv, normed(&w.attn_norm))?);
-            plan.push(rope.prepare_kv(gpu, &qkv1, lay, &a.step, layer)?);
+            if qkv_epilogue {
+                let rope_kv = Some(RopeKv {
+                    rope: &rope,
+                    layout: lay,
+                    step: &a.step,
+                    kv: layer,
+                });
+                let fused = Fused {
+                    rope_kv,
+                    ..normed(&w.attn_norm)
+                };
+                plan.extend(self.fused_matvec(gpu, &w.wqkv, &x, &qkv, fused)?);
+            } else {
+                plan.extend(self.fused_matvec(gpu, &w.wqkv, &x, &qkv, normed(&w.attn_norm))?);
+                plan.push(rope.prepare_kv(gpu, &qkv1, lay, &a.step, layer)?);
+            }
             plan.extend(attn.decode(gpu, &a.step, &q, layer, &o2, Split::Auto)?);
             plan.extend(self.fused_matvec(gpu, &w.wo, &o, &x, residual)?);
             let glu = Fused {

@@ -2,6 +2,7 @@
 //! row-chunked tensor in F32, F16, Q8_0, Q4_0 or Q4_1. Quantized weights are read in GGUF's own
 //! byte layout and dequantized in registers; they are never expanded in memory.
 
+use super::rope_kv::RopeKv;
 use crate::gpu::{
     BindingKind, ChunkedTensor, DType, Dispatch, Gpu, GpuError, GpuTensor, PipelineKey, Result,
 };
@@ -156,6 +157,18 @@ const NORM_BINDINGS: &[BindingKind] = &[
     BindingKind::ReadWrite,
     BindingKind::ReadOnly,
 ];
+const ROPE_BINDINGS: &[BindingKind] = &[
+    BindingKind::Uniform,
+    BindingKind::ReadOnly,
+    BindingKind::ReadOnly,
+    BindingKind::ReadWrite,
+    BindingKind::ReadOnly,
+    BindingKind::Uniform,
+    BindingKind::Uniform,
+    BindingKind::ReadOnly,
+    BindingKind::ReadWrite,
+    BindingKind::ReadWrite,
+];
 
 /// What a matvec fuses around `y = W x`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -166,6 +179,16 @@ pub struct Fused<'a> {
     pub norm: Option<(&'a GpuTensor, f32)>,
     /// W's rows are (gate, up) pairs; `y[r] = silu(gate_r . x) * (up_r . x)`, y has rows / 2.
     pub glu: bool,
+    /// W is a packed `[q; k; v]` projection of one decode token: RoPE and the KV store run as
+    /// the epilogue (thread-per-row shapes with even rows per thread, with `norm`).
+    pub rope_kv: Option<RopeKv<'a>>,
+}
+
+impl Fused<'_> {
+    /// Whether rows are stored in pairs, which must stay in one thread.
+    pub fn pairs(&self) -> bool {
+        self.glu || self.rope_kv.is_some()
+    }
 }
 
 /// Threads a CPU adapter runs shaders on: lavapipe's LP_NUM_THREADS when set, else the host's.
@@ -287,6 +310,24 @@ impl QMatVec {
         if let Some((nw, _)) = fused.norm {
             nw.expect(K, "norm weight", &[cols], &[DType::F32])?;
         }
+        let rope = match &fused.rope_kv {
+            Some(r) => {
+                if tune.tpr != 1
+                    || !tune.rows.is_multiple_of(2)
+                    || fused.norm.is_none()
+                    || fused.glu
+                    || fused.accumulate
+                    || !rows.is_multiple_of(2)
+                {
+                    return Err(GpuError::shape(
+                        K,
+                        format!("the RoPE epilogue needs one thread per row group, even rows per thread, a norm and no GLU or residual; got {tune:?}"),
+                    ));
+                }
+                Some(r.prepare(gpu, K, rows)?)
+            }
+            None => None,
+        };
         let lay = layout(w.dtype, cols, w.grouped());
         let mut extra = vec![lay.flag];
         if lay.paired {
@@ -301,6 +342,9 @@ impl QMatVec {
         if fused.glu {
             extra.push("GLU");
         }
+        if let Some((flags, _)) = &rope {
+            extra.extend(flags);
+        }
         if tune.tpr == 1 && tune.wg >= 8 && gpu.caps.subgroup && gpu.caps.subgroup_min_size >= 8 {
             extra.push("XBCAST");
         }
@@ -314,10 +358,10 @@ impl QMatVec {
                 ("R", tune.rows as i64),
             ],
         };
-        let bindings = if fused.norm.is_some() {
-            NORM_BINDINGS
-        } else {
-            BINDINGS
+        let bindings = match (&rope, fused.norm.is_some()) {
+            (Some(_), _) => ROPE_BINDINGS,
+            (None, true) => NORM_BINDINGS,
+            (None, false) => BINDINGS,
         };
         let kernel = gpu.kernel(K, &key, bindings)?;
         let mut out = Vec::with_capacity(w.chunks.len());
@@ -334,10 +378,10 @@ impl QMatVec {
                     format!("chunk at row {start} is {:?} {}, expected {n} rows from {next_row} of {cols} columns {}", chunk.shape, chunk.dtype.name(), w.dtype.name()),
                 ));
             }
-            if fused.glu && !start.is_multiple_of(2) {
+            if fused.pairs() && !start.is_multiple_of(2) {
                 return Err(GpuError::shape(
                     K,
-                    format!("GLU chunk starts at odd row {start}"),
+                    format!("row pairs: chunk starts at odd row {start}"),
                 ));
             }
             next_row += n;
@@ -372,6 +416,10 @@ impl QMatVec {
             ];
             if let Some((nw, _)) = fused.norm {
                 b.push(nw.binding());
+            }
+            if let (Some((_, ubuf)), Some(r)) = (&rope, &fused.rope_kv) {
+                b.push(ubuf.as_entire_binding());
+                b.extend(r.bindings());
             }
             out.push(gpu.dispatch(&kernel, &b, gpu.grid(groups))?);
         }

@@ -150,3 +150,91 @@ impl Rope {
         )
     }
 }
+
+/// RoPE and the KV store as a matvec epilogue (`Fused::rope_kv`): the matvec computes a fused
+/// `[q; k; v]` row for one decode token and stores it rotated, in place of `Rope::prepare_kv`.
+#[derive(Clone, Copy, Debug)]
+pub struct RopeKv<'a> {
+    pub rope: &'a Rope,
+    pub layout: QkvLayout,
+    /// The `StepParams` uniform (the token's position).
+    pub step: &'a wgpu::Buffer,
+    pub kv: &'a KvLayer,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct EpilogueParams {
+    head_dim: u32,
+    half_rot: u32,
+    q_rows: u32,
+    k_rows: u32,
+    max_ctx: u32,
+    _pad: [u32; 3],
+}
+
+impl RopeKv<'_> {
+    /// Check that the epilogue can run for a `[rows, _]` projection (interleaved pairs, a packed
+    /// `[q; k; v]` layout of `rows` rows) and return the flags it adds and its uniform.
+    pub(crate) fn prepare(
+        &self,
+        gpu: &Gpu,
+        kernel: &'static str,
+        rows: usize,
+    ) -> Result<(Vec<&'static str>, wgpu::Buffer)> {
+        let hd = self.rope.cfg.head_dim;
+        let l = self.layout;
+        let [_, max_ctx, _] = cache_shape(kernel, &self.kv.k)?;
+        self.kv.k.expect(
+            kernel,
+            "k cache",
+            &[l.n_kv_heads, max_ctx, hd],
+            &[self.kv.k.dtype],
+        )?;
+        self.kv
+            .v
+            .expect(kernel, "v cache", &self.kv.k.shape, &[self.kv.k.dtype])?;
+        if self.rope.cfg.style != RopeStyle::Interleaved
+            || l != QkvLayout::packed(l.n_heads, l.n_kv_heads, hd)
+            || l.stride != rows
+            || !hd.is_multiple_of(2)
+        {
+            return Err(GpuError::shape(
+                kernel,
+                format!(
+                    "the RoPE epilogue needs interleaved pairs and a packed [q; k; v] of {rows} rows, got {l:?}, head_dim {hd}"
+                ),
+            ));
+        }
+        let mut flags = vec!["ROPE_KV"];
+        if self.kv.k.dtype == DType::F16 {
+            if !gpu.caps.f16 {
+                return Err(GpuError::MissingFeature {
+                    kernel,
+                    feature: "SHADER_F16",
+                    adapter: gpu.desc.name.clone(),
+                });
+            }
+            flags.push("KV_F16");
+        }
+        let params = EpilogueParams {
+            head_dim: hd as u32,
+            half_rot: (self.rope.cfg.n_rot / 2) as u32,
+            q_rows: (l.n_heads * hd) as u32,
+            k_rows: (l.n_kv_heads * hd) as u32,
+            max_ctx: max_ctx as u32,
+            _pad: [0; 3],
+        };
+        Ok((flags, gpu.uniform(kernel, &params)))
+    }
+
+    /// Bindings 6..=9 of the epilogue (after its uniform, binding 5).
+    pub(crate) fn bindings(&self) -> [wgpu::BindingResource<'_>; 4] {
+        [
+            super::step_binding(self.step),
+            self.rope.freqs.binding(),
+            self.kv.k.binding(),
+            self.kv.v.binding(),
+        ]
+    }
+}
