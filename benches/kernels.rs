@@ -1,5 +1,6 @@
-//! Kernel throughput: the device's read bandwidth (our own probe), then decode matvec GB/s
-//! (weight bytes / time per matvec) and its fraction of that bandwidth.
+//! Kernel throughput: the device's read bandwidth (our own probe), the cost of one dispatch
+//! that does nothing, then decode matvec GB/s (weight bytes / time per matvec) and its
+//! fraction of that bandwidth.
 //!
 //! `cargo bench --no-default-features --bench kernels`
 //! Environment: `TOKENMILL_DEVICE` (adapter index or name), `TOKENMILL_TUNES` ("wg,tpr,rows"
@@ -63,6 +64,59 @@ fn dtype_named(name: &str) -> DType {
     }
 }
 
+/// Dispatches per timed pass of `empty_dispatch_secs`.
+const EMPTY_DISPATCHES: usize = 200;
+
+/// Median seconds per dispatch of a kernel that returns at once: the fixed cost every kernel
+/// of a decode step pays (on lavapipe, waking the driver's worker threads).
+fn empty_dispatch_secs(gpu: &Gpu) -> f64 {
+    let d = &gpu.device;
+    let src = "@group(0) @binding(0) var<storage, read_write> b: array<u32>;\n\
+               @compute @workgroup_size(8) fn k(@builtin(global_invocation_id) g: vec3<u32>) {\n\
+               if g.x == 0xffffffffu { b[0] = 1u; } }";
+    let module = d.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("empty"),
+        source: wgpu::ShaderSource::Wgsl(src.into()),
+    });
+    let pipeline = d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("empty"),
+        layout: None,
+        module: &module,
+        entry_point: Some("k"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let buf = gpu.zeros("empty", &[64], DType::U32).expect("buffer");
+    let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[wgpu::BindGroupEntry {
+            binding: 0,
+            resource: buf.binding(),
+        }],
+    });
+    let mut secs: Vec<f64> = (0..REPEATS + 1)
+        .map(|_| {
+            let mut enc = d.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&pipeline);
+                pass.set_bind_group(0, &bind, &[]);
+                for _ in 0..EMPTY_DISPATCHES {
+                    pass.dispatch_workgroups(2, 1, 1);
+                }
+            }
+            let t = Instant::now();
+            gpu.queue.submit([enc.finish()]);
+            gpu.wait().expect("wait");
+            t.elapsed().as_secs_f64() / EMPTY_DISPATCHES as f64
+        })
+        .skip(1)
+        .collect();
+    gpu.check("empty dispatch").expect("device error");
+    median(&mut secs)
+}
+
 /// Median wall-clock seconds per dispatch of `dispatches` (submitted together).
 fn time_matvecs(gpu: &Gpu, dispatches: &[Dispatch]) -> f64 {
     gpu.run(dispatches).expect("warm-up");
@@ -108,6 +162,10 @@ fn main() {
         bw_med = bw_med.max(med);
     }
     println!("read bandwidth (best median): {bw_med:.2} GB/s");
+    println!(
+        "empty dispatch: {:.1} us each ({EMPTY_DISPATCHES} in one pass, 2 workgroups, a storage binding each)",
+        empty_dispatch_secs(&gpu) * 1e6
+    );
 
     let formats: Vec<DType> = env_list("TOKENMILL_BENCH_FORMATS")
         .unwrap_or_else(|| ["q4_0", "q4_1", "q8_0", "f16"].map(String::from).to_vec())
