@@ -15,7 +15,6 @@
 //             barrier switches between SIMD batches and indexed arrays live in memory.
 // All arrays are read as vec4 (head_dim is a multiple of 4). Arithmetic is f32 throughout.
 
-struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }
 
 struct Params {
     n_heads: u32,

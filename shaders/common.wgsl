@@ -1,5 +1,16 @@
 // Helpers prepended to every shader (after `enable f16;` when the F16 variant is built).
 
+// The decode position uniform (ops::StepParams) that position-dependent kernels bind.
+struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }
+
+// (cos, sin) of a RoPE pair's angle at `pos`, given the pair's frequency in turns per position
+// split as hi + lo (see rope.wgsl): the angle comes from exact turns, reduced to [-pi, pi].
+fn rope_cs(f: vec2<f32>, pos: f32) -> vec2<f32> {
+    let turns = fract(pos * f.x) + fract(pos * f.y);
+    let angle = (turns - round(turns)) * 6.283185307179586;
+    return vec2<f32>(cos(angle), sin(angle));
+}
+
 // Linear workgroup index for grids folded over x and y (see Gpu::grid).
 fn linear_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;

@@ -344,7 +344,6 @@ struct RopeParams {
     _pad1: u32,
     _pad2: u32,
 }
-struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }
 #if KV_F16
 alias kv2 = vec2<f16>;
 #else
@@ -355,8 +354,6 @@ alias kv2 = vec2<f32>;
 @group(0) @binding(7) var<storage, read> freqs: array<vec2<f32>>;
 @group(0) @binding(8) var<storage, read_write> kc: array<kv2>;
 @group(0) @binding(9) var<storage, read_write> vc: array<kv2>;
-
-const TAU: f32 = 6.283185307179586;
 
 // Rows (row, row + 1) of the [q; k; v] output, row even: rotated when they are a rotated pair
 // of q or k, then stored to y (q) or the caches (k, v).
@@ -370,14 +367,8 @@ fn store_rope_pair(row: u32, a: f32, b: f32) {
     let qk = rp.q_rows + rp.k_rows;
     var v = vec2<f32>(a, b);
     if g < qk && d / 2u < rp.half_rot {
-        // As rope.wgsl: the angle from exact turns, reduced to [-pi, pi].
-        let f = freqs[d / 2u];
-        let fpos = f32(pos);
-        let turns = fract(fpos * f.x) + fract(fpos * f.y);
-        let angle = (turns - round(turns)) * TAU;
-        let c = cos(angle);
-        let s = sin(angle);
-        v = vec2<f32>(a * c - b * s, a * s + b * c);
+        let cs = rope_cs(freqs[d / 2u], f32(pos));
+        v = vec2<f32>(a * cs.x - b * cs.y, a * cs.y + b * cs.x);
     }
     if g < rp.q_rows {
         y[g] = v.x;

@@ -18,7 +18,6 @@ struct Params {
     half_rot: u32,
 }
 
-struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<uniform> step: StepParams;
@@ -26,8 +25,6 @@ struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }
 @group(0) @binding(3) var<storage, read_write> x: array<f32>;
 
 override WG: u32 = 256u;
-
-const TAU: f32 = 6.283185307179586;
 
 @compute @workgroup_size(WG)
 fn rope(
@@ -45,11 +42,9 @@ fn rope(
     let j = i - row * p.half_rot;
     let t = row / p.n_heads;
     let pos = f32(step.pos + t);
-    let f = freqs[j];
-    let turns = fract(pos * f.x) + fract(pos * f.y);
-    let angle = (turns - round(turns)) * TAU;
-    let c = cos(angle);
-    let s = sin(angle);
+    let cs = rope_cs(freqs[j], pos);
+    let c = cs.x;
+    let s = cs.y;
     let base = row * p.head_dim;
 #if NEOX
     let a = base + j;

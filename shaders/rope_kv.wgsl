@@ -25,7 +25,6 @@ struct Params {
     _pad1: u32,
 }
 
-struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }
 
 #if KV_F16
 alias kv4 = vec4<f16>;
@@ -42,14 +41,9 @@ alias kv4 = vec4<f32>;
 
 override WG: u32 = 64u;
 
-const TAU: f32 = 6.283185307179586;
-
-// (cos, sin) of pair j's angle at `pos`, reduced to [-pi, pi] as in rope.wgsl.
+// (cos, sin) of pair j's angle at `pos`.
 fn cs(j: u32, pos: f32) -> vec2<f32> {
-    let f = freqs[j];
-    let turns = fract(pos * f.x) + fract(pos * f.y);
-    let angle = (turns - round(turns)) * TAU;
-    return vec2<f32>(cos(angle), sin(angle));
+    return rope_cs(freqs[j], pos);
 }
 
 fn put(is_q: bool, at: u32, cache_at: u32, v: vec4<f32>) {

@@ -19,18 +19,6 @@ fn write_f32(gpu: &Gpu, t: &GpuTensor, data: &[f32]) {
         .write_buffer(&t.buffer, t.offset, bytemuck::cast_slice(data));
 }
 
-fn read_cache(gpu: &Gpu, t: &GpuTensor) -> Vec<f32> {
-    match t.dtype {
-        DType::F16 => gpu
-            .read_f16(t)
-            .unwrap()
-            .iter()
-            .map(|x| x.to_f32())
-            .collect(),
-        _ => gpu.read_f32(t).unwrap(),
-    }
-}
-
 /// A host copy of one cache layer ([n_kv_heads, max_ctx, head_dim] each).
 struct Host {
     k: Vec<f32>,
@@ -42,8 +30,8 @@ impl Host {
     fn read(gpu: &Gpu, kv: &KvLayer) -> Host {
         let max_ctx = kv.k.shape[1];
         Host {
-            k: read_cache(gpu, &kv.k),
-            v: read_cache(gpu, &kv.v),
+            k: common::read_values(gpu, &kv.k),
+            v: common::read_values(gpu, &kv.v),
             max_ctx,
         }
     }
@@ -155,8 +143,8 @@ fn kv_store_writes_rows_at_step_position() {
             0.0
         };
         for (name, got, want) in [
-            ("k", read_cache(gpu, &cache.layers[1].k), &k_ref),
-            ("v", read_cache(gpu, &cache.layers[1].v), &v_ref),
+            ("k", common::read_values(gpu, &cache.layers[1].k), &k_ref),
+            ("v", common::read_values(gpu, &cache.layers[1].v), &v_ref),
         ] {
             for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
                 assert!(
@@ -166,7 +154,7 @@ fn kv_store_writes_rows_at_step_position() {
             }
         }
         assert!(
-            read_cache(gpu, &cache.layers[0].k)
+            common::read_values(gpu, &cache.layers[0].k)
                 .iter()
                 .all(|&x| x == 0.0),
             "layer 0 untouched"

@@ -3,24 +3,12 @@
 
 mod common;
 
-use common::{assert_close, for_each_gpu, rand_vec};
-use tokenmill::gpu::{DType, Gpu, GpuTensor};
+use common::{assert_close, for_each_gpu, rand_vec, read_values};
+use tokenmill::gpu::{DType, GpuTensor};
 use tokenmill::ops::matvec::Fused;
 use tokenmill::ops::rope_kv::{QkvLayout, RopeKv};
 use tokenmill::ops::{KvCache, MatVecTune, QMatVec, Rope, RopeConfig, RopeStyle, StepParams};
 use tokenmill::quant::quantize;
-
-fn read(gpu: &Gpu, t: &GpuTensor) -> Vec<f32> {
-    match t.dtype {
-        DType::F16 => gpu
-            .read_f16(t)
-            .unwrap()
-            .iter()
-            .map(|x| x.to_f32())
-            .collect(),
-        _ => gpu.read_f32(t).unwrap(),
-    }
-}
 
 #[test]
 fn rope_epilogue_matches_matvec_then_rope_kv() {
@@ -69,40 +57,18 @@ fn rope_epilogue_matches_matvec_then_rope_kv() {
                 let cache = KvCache::new(gpu, 1, nkv, max_ctx, hd).unwrap();
                 let layer = &cache.layers[0];
                 let y = gpu.zeros("y", &[rows], DType::F32).unwrap();
-                let mut plan = if epilogue {
-                    let rope_kv = Some(RopeKv {
-                        rope: &rope,
-                        layout: lay,
-                        step: &step,
-                        kv: layer,
-                    });
-                    QMatVec::prepare_fused(
-                        gpu,
-                        &w,
-                        &x,
-                        &y,
-                        Fused {
-                            norm,
-                            rope_kv,
-                            ..Default::default()
-                        },
-                        tune,
-                    )
-                    .unwrap()
-                } else {
-                    QMatVec::prepare_fused(
-                        gpu,
-                        &w,
-                        &x,
-                        &y,
-                        Fused {
-                            norm,
-                            ..Default::default()
-                        },
-                        tune,
-                    )
-                    .unwrap()
+                let rope_kv = epilogue.then_some(RopeKv {
+                    rope: &rope,
+                    layout: lay,
+                    step: &step,
+                    kv: layer,
+                });
+                let fused = Fused {
+                    norm,
+                    rope_kv,
+                    ..Default::default()
                 };
+                let mut plan = QMatVec::prepare_fused(gpu, &w, &x, &y, fused, tune).unwrap();
                 if !epilogue {
                     let y1 = GpuTensor {
                         shape: vec![1, rows],
@@ -111,8 +77,8 @@ fn rope_epilogue_matches_matvec_then_rope_kv() {
                     plan.push(rope.prepare_kv(gpu, &y1, lay, &step, layer).unwrap());
                 }
                 gpu.run(&plan).unwrap();
-                let q = read(gpu, &y)[..nh * hd].to_vec();
-                (q, read(gpu, &layer.k), read(gpu, &layer.v))
+                let q = read_values(gpu, &y)[..nh * hd].to_vec();
+                (q, read_values(gpu, &layer.k), read_values(gpu, &layer.v))
             };
             let (q, k, v) = run(true);
             let (q_ref, k_ref, v_ref) = run(false);

@@ -194,7 +194,7 @@ fn rope_follows_step_uniform() {
 
 #[test]
 fn rope_rejects_bad_input() {
-    assert!(include_str!("../shaders/rope.wgsl").contains(STEP_PARAMS_WGSL));
+    assert!(include_str!("../shaders/common.wgsl").contains(STEP_PARAMS_WGSL));
     for_each_gpu(|t| {
         let gpu = &t.gpu;
         for n_rot in [0usize, 3, 66] {

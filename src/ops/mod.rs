@@ -47,7 +47,7 @@ pub struct StepParams {
 }
 const _: () = assert!(std::mem::size_of::<StepParams>() == 16);
 
-/// WGSL declaration matching `StepParams`, for shaders that bind it.
+/// WGSL declaration matching `StepParams` (in shaders/common.wgsl, prepended to every shader).
 pub const STEP_PARAMS_WGSL: &str =
     "struct StepParams { pos: u32, n_tokens: u32, seq_len: u32, _pad: u32 }";
 

@@ -206,17 +206,7 @@ impl RopeKv<'_> {
                 ),
             ));
         }
-        let mut flags = vec!["ROPE_KV"];
-        if self.kv.k.dtype == DType::F16 {
-            if !gpu.caps.f16 {
-                return Err(GpuError::MissingFeature {
-                    kernel,
-                    feature: "SHADER_F16",
-                    adapter: gpu.desc.name.clone(),
-                });
-            }
-            flags.push("KV_F16");
-        }
+        let flags = kv_flags(gpu, kernel, self.kv.k.dtype, &["ROPE_KV"])?;
         let params = EpilogueParams {
             head_dim: hd as u32,
             half_rot: (self.rope.cfg.n_rot / 2) as u32,
@@ -225,7 +215,7 @@ impl RopeKv<'_> {
             max_ctx: max_ctx as u32,
             _pad: [0; 3],
         };
-        Ok((flags, gpu.uniform(kernel, &params)))
+        Ok((flags.into_iter().collect(), gpu.uniform(kernel, &params)))
     }
 
     /// Bindings 6..=9 of the epilogue (after its uniform, binding 5).

@@ -113,3 +113,16 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
         );
     }
 }
+
+/// A tensor's values as f32, read back as f16 or f32 by its type (KV caches are either).
+pub fn read_values(gpu: &Gpu, t: &tokenmill::gpu::GpuTensor) -> Vec<f32> {
+    match t.dtype {
+        tokenmill::gpu::DType::F16 => gpu
+            .read_f16(t)
+            .unwrap()
+            .iter()
+            .map(|x| x.to_f32())
+            .collect(),
+        _ => gpu.read_f32(t).unwrap(),
+    }
+}
