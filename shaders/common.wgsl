@@ -11,6 +11,15 @@ fn rope_cs(f: vec2<f32>, pos: f32) -> vec2<f32> {
     return vec2<f32>(cos(angle), sin(angle));
 }
 
+// Rows per group of the grouped weight layout (src/gpu/chunked.rs, ROW_GROUP there).
+const ROW_GROUP: u32 = 16u;
+
+// Slot of unit u (two blocks) of row `row` in the grouped layout of rows of `units` units: the
+// units of a group's rows sit side by side, unit by unit.
+fn group_slot(row: u32, u: u32, units: u32) -> u32 {
+    return ((row / ROW_GROUP) * units + u) * ROW_GROUP + row % ROW_GROUP;
+}
+
 // Linear workgroup index for grids folded over x and y (see Gpu::grid).
 fn linear_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;

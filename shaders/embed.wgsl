@@ -7,7 +7,7 @@
 // always read as u32 words. Quantized blocks are only 2-byte aligned, so bytes and f16s are cut
 // out with shifts. f16 goes through unpack2x16float on every device: a gather does no f16
 // arithmetic that SHADER_F16 could speed up.
-// GROUPED (q8_0 / q4_1): the table is in row groups of 16 (src/gpu/chunked.rs).
+// GROUPED (q8_0 / q4_1): the table is in row groups (group_slot, src/gpu/chunked.rs).
 // Bindings: 0 params (uniform), 1 ids (read), 2 table chunk (read), 3 out (read_write).
 
 struct Params {
@@ -42,9 +42,7 @@ fn half_at(o: u32) -> f32 {
 // Byte offset of block kb of chunk row `row`, blocks of `bytes` bytes.
 fn block_at(row: u32, kb: u32, bytes: u32) -> u32 {
 #if GROUPED
-    // Units of two blocks; unit u of row g * 16 + r sits at unit slot (g * units + u) * 16 + r.
-    let slot = ((row >> 4u) * (p.dim >> 6u) + (kb >> 1u)) * 16u + (row & 15u);
-    return (2u * slot + (kb & 1u)) * bytes;
+    return (2u * group_slot(row, kb >> 1u, p.dim >> 6u) + (kb & 1u)) * bytes;
 #else
     return row * p.row_bytes + kb * bytes;
 #endif

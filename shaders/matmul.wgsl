@@ -18,7 +18,7 @@
 //   TILE_F16: tiles hold f16 (8 per entry): half the workgroup memory and loads;
 //   SOFT_PACK: convert to f16 with integer ops (CPU adapters emulate pack2x16float slowly);
 //   F16_MATH: f16 products in 4-term sums added to f32 accumulators; needs F16 and TILE_F16;
-//   GROUPED (q8_0 / q4_1): W is in row groups of 16 (src/gpu/chunked.rs), not row-major.
+//   GROUPED (q8_0 / q4_1): W is in row groups (group_slot, src/gpu/chunked.rs), not row-major.
 // Tiles are vec4<u32> entries along K: 4 f32 bit patterns, or 8 f16 with TILE_F16. Entry u of
 // row r sits at ta[u * BM + r] (A) and tw[u * BN + c] (W), so lanes read adjacent entries.
 
@@ -261,9 +261,7 @@ const BLOCK_BYTES: u32 = 20u;
 // Byte offset of block kb of W row `col` in the chunk.
 fn block_byte(col: u32, kb: u32) -> u32 {
 #if GROUPED
-    // Units of two blocks; unit u of row g * 16 + r sits at unit slot (g * units + u) * 16 + r.
-    let slot = ((col >> 4u) * (p.k >> 6u) + (kb >> 1u)) * 16u + (col & 15u);
-    return (2u * slot + (kb & 1u)) * BLOCK_BYTES;
+    return (2u * group_slot(col, kb >> 1u, p.k >> 6u) + (kb & 1u)) * BLOCK_BYTES;
 #else
     return (col * (p.k >> 5u) + kb) * BLOCK_BYTES;
 #endif

@@ -6,8 +6,8 @@
 // 3 y (read_write, f32).
 // Format flags: F32W, F16W, Q8_0, Q4_0, Q4_1. PAIRED (q8_0/q4_0 with an even block count per
 // row): a unit is two blocks, which start 4-byte aligned; otherwise one block of either parity.
-// INT64 (q4_1 or q8_0, PAIRED): W is in row groups (see src/gpu/chunked.rs: unit u of row
-// g * GROUP + r is unit slot (g * units + u) * GROUP + r) and read as u64 words (q8_0 units
+// INT64 (q4_1 or q8_0, PAIRED): W is in row groups (group_slot, src/gpu/chunked.rs) and read
+// as u64 words (q8_0 units
 // start at a 4- or 8-byte boundary and are realigned). CPU adapters gather per element, so
 // 8-byte elements halve the gathers, and a thread's rows sit in one contiguous run.
 // A unit is the span of a row one thread handles at a time (32 or 64 columns).
@@ -52,8 +52,6 @@ override TPR: u32 = 64u;
 override R: u32 = 2u;
 
 const MAX_R: u32 = 64u;
-// Rows per group of the grouped layout (ROW_GROUP on the host).
-const GROUP: u32 = 16u;
 
 // Partial sums of the reduction, r * WG + t (the host keeps WG * R within its size).
 var<workgroup> red: array<f32, 2048>;
@@ -90,11 +88,6 @@ fn qword(a: u32, b: u32, odd: bool) -> u32 {
 }
 
 #if INT64
-// Index of row `row`'s unit u among the units of the grouped layout.
-fn unit_slot(row: u32, u: u32) -> u32 {
-    return ((row / GROUP) * p.units + u) * GROUP + row % GROUP;
-}
-
 // The 8 bytes from a's second half-word (odd) or a itself, across into b.
 fn realign(a: u64, b: u64, odd: bool) -> u64 {
     return select(a, (a >> 32u) | (b << 32u), odd);
@@ -152,7 +145,7 @@ fn unit_dot(row: u32, u: u32, xs: ptr<function, array<vec4<f32>, 16>>, xsum: vec
 #if Q4_1
 #if INT64
     // Two blocks in 5 u64 words: dm0 q0 | q0 q0 | q0 dm1 | q1 q1 | q1 q1 (low half first).
-    let base = unit_slot(row, u) * 5u;
+    let base = group_slot(row, u, p.units) * 5u;
     let v0 = w[base];
     let v1 = w[base + 1u];
     let v2 = w[base + 2u];
@@ -203,7 +196,7 @@ fn unit_dot(row: u32, u: u32, xs: ptr<function, array<vec4<f32>, 16>>, xsum: vec
     // Two blocks in 17 u32 words (as below), starting at a 4- or 8-byte boundary: 9 u64 loads
     // from the 8-byte boundary at or below, realigned to the unit's first word (t_k holds
     // words 2k and 2k + 1 of the unit).
-    let start = unit_slot(row, u) * 17u;
+    let start = group_slot(row, u, p.units) * 17u;
     let b = start >> 1u;
     let odd = (start & 1u) != 0u;
     let v0 = w[b];

@@ -209,6 +209,12 @@ mod tests {
     }
 
     #[test]
+    fn shaders_use_the_same_group() {
+        let common = crate::gpu::shader::source("common").unwrap();
+        assert!(common.contains(&format!("const ROW_GROUP: u32 = {ROW_GROUP}u;")));
+    }
+
+    #[test]
     fn lcm_of_row_multiples() {
         assert_eq!(lcm(2, 16), 16);
         assert_eq!(lcm(3, 16), 48);

@@ -102,20 +102,18 @@ impl Llama {
         let mut plan = Embedding::prepare(gpu, &view(&a.ids, &[1]), &self.weights.token_embd, &x1)?;
         for (l, w) in self.weights.layers.iter().enumerate() {
             let layer = &self.kv.layers[l];
-            if qkv_epilogue {
-                let rope_kv = Some(RopeKv {
-                    rope: &rope,
-                    layout: lay,
-                    step: &a.step,
-                    kv: layer,
-                });
-                let fused = Fused {
-                    rope_kv,
-                    ..normed(&w.attn_norm)
-                };
-                plan.extend(self.fused_matvec(gpu, &w.wqkv, &x, &qkv, fused)?);
-            } else {
-                plan.extend(self.fused_matvec(gpu, &w.wqkv, &x, &qkv, normed(&w.attn_norm))?);
+            let rope_kv = qkv_epilogue.then_some(RopeKv {
+                rope: &rope,
+                layout: lay,
+                step: &a.step,
+                kv: layer,
+            });
+            let fused = Fused {
+                rope_kv,
+                ..normed(&w.attn_norm)
+            };
+            plan.extend(self.fused_matvec(gpu, &w.wqkv, &x, &qkv, fused)?);
+            if !qkv_epilogue {
                 plan.push(rope.prepare_kv(gpu, &qkv1, lay, &a.step, layer)?);
             }
             plan.extend(attn.decode(gpu, &a.step, &q, layer, &o2, Split::Auto)?);
